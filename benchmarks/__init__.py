@@ -1,0 +1,1 @@
+"""Benchmarks and end-to-end pipelines that produce reports from real runs."""

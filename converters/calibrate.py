@@ -1,0 +1,62 @@
+"""Representative data for int8 calibration, recurrent states included.
+
+Quantization ranges of state inputs must come from states the float model
+really produces, so we run the float step model over real sequences and record
+each step's inputs: the frame *and* the incoming state (the zero initial state
+is the first step of every sequence). Samples are dicts keyed by input name —
+a positional list in the wrong order fails inside the converter with a
+misleading error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from converters.streaming import StepModel
+from edge.errors import ConversionError
+
+
+def collect_samples(step: StepModel, sequences: np.ndarray, max_samples: int) -> list[dict[str, np.ndarray]]:
+    """Step-model inputs from running the float model over ``sequences`` (float, (N, T, ...)).
+
+    Whole sequences are taken (spread across the set) until ``max_samples`` steps
+    are collected, so late-sequence states are represented, not just early ones.
+    """
+    if len(sequences) == 0:
+        raise ConversionError("no calibration sequences")
+    per_seq = sequences.shape[1]
+    n_seq = max(1, min(len(sequences), -(-max_samples // per_seq)))
+    picks = np.linspace(0, len(sequences) - 1, n_seq).round().astype(int)
+    samples: list[dict[str, np.ndarray]] = []
+    for i in picks:
+        states = {s.name: np.zeros((1, s.units), np.float32) for s in step.states}
+        for frame in sequences[i]:
+            feeds = {step.frame_input: frame[None].astype(np.float32), **states}
+            samples.append(feeds)
+            outs = step.model(feeds, training=False)
+            states = {s.name: np.asarray(outs[s.output_index], np.float32) for s in step.states}
+    validate_samples(samples)
+    return samples
+
+
+def validate_samples(samples: list[dict[str, np.ndarray]]) -> None:
+    """Refuse NaN/Inf anywhere, and an input that never varies (zero range), by name."""
+    if not samples:
+        raise ConversionError("calibration produced no samples")
+    for name in samples[0]:
+        values = np.stack([s[name] for s in samples])
+        if not np.all(np.isfinite(values)):
+            raise ConversionError(f"calibration input {name!r} contains NaN or Inf")
+        if float(values.max() - values.min()) == 0.0:
+            raise ConversionError(f"calibration input {name!r} is constant ({float(values.flat[0])}); its quantization range would be zero")
+
+
+def representative_dataset(samples: list[dict[str, np.ndarray]]) -> Any:
+    """A zero-argument generator function for ``TFLiteConverter.representative_dataset``."""
+
+    def gen() -> Iterator[dict[str, np.ndarray]]:
+        yield from samples
+
+    return gen

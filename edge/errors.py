@@ -1,0 +1,21 @@
+"""Errors the CLI reports as one line and a non-zero exit (no traceback)."""
+
+
+class HybridEdgeError(Exception):
+    """Base class: an expected failure with a message meant for the user."""
+
+
+class BundleError(HybridEdgeError):
+    """A bundle is missing, incomplete, tampered with or not a valid model."""
+
+
+class BackendError(HybridEdgeError):
+    """No TFLite interpreter backend (or requested delegate) is available."""
+
+
+class DataError(HybridEdgeError):
+    """Input data is missing, malformed or inconsistent."""
+
+
+class ConversionError(HybridEdgeError):
+    """A model could not be converted (including a crashed converter process)."""

@@ -1,0 +1,48 @@
+"""Shared fixtures: one tiny trained run and its bundles, built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TINY_SPEC = "synthetic-actions:classes=4,frames=6,size=24,clips=12,seed=3"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``test_cnn_lstm`` trained for two epochs on a tiny synthetic set."""
+    from training.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("run") / "run"
+    return train("test_cnn_lstm", TINY_SPEC, out, TrainConfig(epochs=2, batch_size=8, seed=1), progress=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """float32 and int8 bundles of the tiny run, converted in worker processes."""
+    from converters.convert import ConvertOptions
+    from converters.isolate import convert_run
+
+    root = tmp_path_factory.mktemp("bundles")
+    return {p: convert_run(tiny_run, root / p, ConvertOptions(p, calibration_samples=60)) for p in ("float32", "int8")}
+
+
+@pytest.fixture(scope="session")
+def tiny_clips(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny test split as a clip set with the Keras model's reference probabilities."""
+    import keras
+
+    from training.data import load_dataset
+    from training.train import to_float
+
+    ds = load_dataset(TINY_SPEC)
+    model = keras.saving.load_model(tiny_run / "model.keras")
+    ref = model.predict(to_float(ds.test.x, ds.preprocessing), verbose=0)
+    path = tmp_path_factory.mktemp("clips") / "test.npz"
+    np.savez(path, clips=ds.test.x, labels=ds.test.y, label_names=np.array(ds.label_names), reference_probs=ref)
+    return path

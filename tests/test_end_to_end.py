@@ -1,0 +1,51 @@
+"""Tiny model through train -> convert -> stream: the equivalence checks of the pipeline."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edge.bundle import read_bundle
+from edge.evaluate import evaluate_bundle, load_clipset
+from edge.streaming import StreamingSession
+
+
+def test_run_dir_contents(tiny_run: Path) -> None:
+    card = json.loads((tiny_run / "model_card.json").read_text())
+    assert card["model"] == "test_cnn_lstm"
+    assert 0.0 <= card["metrics"]["test_accuracy"] <= 1.0
+    assert card["labels"] == ["move_left", "move_right", "move_up", "move_down"]
+    assert (tiny_run / "history.json").is_file() and (tiny_run / "config.json").is_file()
+
+
+def test_float_streaming_equals_keras_frame_by_frame(tiny_bundles: dict[str, Path], tiny_clips: Path) -> None:
+    clips = load_clipset(tiny_clips)
+    session = StreamingSession(read_bundle(tiny_bundles["float32"]))
+    for clip, ref in zip(clips.clips, clips.reference_probs):
+        session.reset()
+        for frame in clip:
+            result = session.step(frame)
+        np.testing.assert_allclose(result.probabilities, ref, atol=1e-5)
+
+
+def test_int8_bundle_is_integer_and_agrees(tiny_bundles: dict[str, Path], tiny_clips: Path) -> None:
+    bundle = read_bundle(tiny_bundles["int8"])
+    graph = bundle.graphs[0]
+    assert {s.dtype for s in graph.inputs} == {"int8"} and {s.dtype for s in graph.outputs} == {"int8"}
+    assert [s.name for s in bundle.states] == ["state_0_h", "state_0_c"]
+    f32 = read_bundle(tiny_bundles["float32"])
+    assert bundle.size_bytes() < f32.size_bytes()
+    report = evaluate_bundle(tiny_bundles["int8"], load_clipset(tiny_clips))
+    assert report["agreement_with_float"] >= 0.75
+    assert report["prob_error"]["max"] < 0.25
+    assert report["energy_source"].startswith(("estimate:", "rapl"))
+    assert set(report["latency_ms"]) >= {"p50", "p90", "p99"}
+
+
+def test_manifest_records_provenance(tiny_bundles: dict[str, Path], tiny_run: Path) -> None:
+    m = read_bundle(tiny_bundles["int8"]).manifest
+    assert m["precision"] == "int8" and m["mode"] == "streaming"
+    assert m["calibration"]["samples"] >= 60
+    assert len(m["source"]["model_sha256"]) == 64
+    assert "ai-edge-litert" in m["versions"] and "tensorflow-cpu" in m["versions"] or "tensorflow" in m["versions"]
+    assert (tiny_bundles["int8"] / "golden.npz").is_file()

@@ -1,0 +1,1 @@
+"""Model builders; each module registers its models with :mod:`training.registry`."""

@@ -1,0 +1,18 @@
+"""Library versions recorded beside every artifact."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the packages that shape a result (absent ones are skipped)."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for dist in ("hybrid-edge", "numpy", "tensorflow", "tensorflow-cpu", "keras", "ai-edge-litert", "opencv-python-headless"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
