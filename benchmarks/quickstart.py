@@ -31,7 +31,7 @@ class QuickstartConfig:
     seed: int = 0
     epochs: int = 40
     model: str = "cnn_lstm"
-    dataset: str = "synthetic-actions:clips=300"
+    dataset: str = "synthetic-actions:clips=400"
     precisions: tuple[str, ...] = ("float32", "int8")
     threads: int = 1
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -63,7 +63,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     dataset = load_dataset(spec)
     _say(f"2/4 training {cfg.model} ({cfg.epochs} epochs max, early stopping)", t0)
     run_dir = train(cfg.model, dataset.spec, out / "run",
-                    TrainConfig(epochs=cfg.epochs, seed=cfg.seed, overrides=cfg.overrides),
+                    TrainConfig(epochs=cfg.epochs, seed=cfg.seed, patience=8, overrides=cfg.overrides),
                     progress=lambda m: _say(f"    {m}", t0), dataset=dataset)
 
     import keras

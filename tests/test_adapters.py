@@ -7,7 +7,7 @@ from edge import adapters
 
 def test_int8_round_trip_within_half_step() -> None:
     spec = {"dtype": "int8", "quantization": (0.05, -3)}
-    x = np.linspace(-6.0, 6.0, 101, dtype=np.float32)
+    x = np.linspace(-8.0, 8.0, 161, dtype=np.float32)
     q = adapters.quantize(x, spec)
     assert q.dtype == np.int8
     back = adapters.dequantize(q, spec)

@@ -88,6 +88,9 @@ def render_clip(action: str, cfg: SyntheticActionsConfig, rng: np.random.Generat
         pts = (poly @ rot.T) * r + c
         img = bg.copy()
         cv2.fillPoly(img, [np.round(pts * 16).astype(np.int32)], color.tolist(), lineType=cv2.LINE_AA, shift=4)
+        # a contrasting marker on the first vertex makes orientation (and so spin direction) visible
+        tip = np.round(pts[0] * 16).astype(np.int32)
+        cv2.circle(img, (int(tip[0]), int(tip[1])), int(max(2.0, 0.3 * r) * 16), (255 - color).tolist(), -1, cv2.LINE_AA, 4)
         img += rng.normal(0, cfg.noise, size=img.shape).astype(np.float32)
         frames[f] = np.clip(img, 0, 255).astype(np.uint8)
     return frames

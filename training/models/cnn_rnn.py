@@ -27,7 +27,8 @@ class CnnRnnConfig:
     embed: int = 64
     units: tuple[int, ...] = (48,)
     cell: str = "lstm"
-    dropout: float = 0.2
+    dropout: float = 0.3
+    batch_norm: bool = False
 
 
 def build_cnn_rnn(cfg: CnnRnnConfig):
@@ -38,8 +39,13 @@ def build_cnn_rnn(cfg: CnnRnnConfig):
     enc_in = keras.Input((cfg.height, cfg.width, cfg.channels), name="frame")
     x = enc_in
     for i, f in enumerate(cfg.filters):
-        x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name=f"conv_{i}")(x)
+        x = layers.Conv2D(f, 3, strides=2, padding="same", use_bias=not cfg.batch_norm, name=f"conv_{i}")(x)
+        if cfg.batch_norm:  # folded into the conv by the converter
+            x = layers.BatchNormalization(name=f"bn_{i}")(x)
+        x = layers.ReLU(name=f"relu_{i}")(x)
     x = layers.Flatten(name="flatten")(x)
+    if cfg.dropout:
+        x = layers.Dropout(cfg.dropout, name="flatten_dropout")(x)
     x = layers.Dense(cfg.embed, activation="relu", name="embed")(x)
     encoder = keras.Model(enc_in, x, name="frame_encoder")
 
