@@ -28,7 +28,7 @@ class ConvertOptions:
     """What to convert and how."""
 
     precision: str = "int8"
-    calibration_samples: int = 800
+    calibration_samples: int = 3200
     seed: int = 0
 
 

@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "convert", "convert a run directory to a bundle (streaming step model)", cmd_convert)
     p.add_argument("run_dir")
     p.add_argument("--precision", default="int8")
-    p.add_argument("--calibration-samples", type=int, default=800)
+    p.add_argument("--calibration-samples", type=int, default=3200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out")
 
