@@ -56,7 +56,10 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     for name in OWNED:  # a re-run replaces what an earlier quickstart wrote, nothing else
         target = out / name
-        shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
 
     spec = f"{cfg.dataset},seed={cfg.seed}"
     _say(f"1/4 generating {spec}", t0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,6 @@ class Bundle:
     states: tuple[StateSpec, ...]
     labels: tuple[str, ...]
     preprocessing: Preprocessing
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def precision(self) -> str:
