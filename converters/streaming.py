@@ -120,20 +120,3 @@ def build_step_model(model: Any) -> StepModel:
     step = keras.Model({"frame": frame, **state_inputs}, [x, *state_outputs], name=f"{model.name}_step")
     return StepModel(step, "frame", (1, *seq_shape), tuple(states))
 
-
-def run_step_model(step: StepModel, clip: Any, states: dict[str, Any] | None = None) -> tuple[list[Any], dict[str, Any]]:
-    """Run the float step model over a clip (T, ...) -> per-step probs and final states.
-
-    Also returns each step's *input* states via a callback-free loop, used by
-    calibration to see the states the float model really produces.
-    """
-    import numpy as np
-
-    states = states or {s.name: np.zeros((1, s.units), np.float32) for s in step.states}
-    probs = []
-    for frame in clip:
-        outs = step.model({"frame": frame[None], **states}, training=False)
-        outs = [np.asarray(o) for o in outs]
-        probs.append(outs[0][0])
-        states = {s.name: outs[s.output_index] for s in step.states}
-    return probs, states
