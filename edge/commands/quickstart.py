@@ -1,0 +1,24 @@
+"""``hybrid-edge quickstart``: the whole pipeline on synthetic actions in a few minutes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "quickstart"
+ORDER = 0
+HELP = "generate data, train a CNN+LSTM, convert float32+int8, stream and report"
+EXAMPLE = "hybrid-edge quickstart --out runs/quickstart --seed 0"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="runs/quickstart", help="output directory (default: runs/quickstart)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=40)
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchmarks.quickstart import QuickstartConfig, run_quickstart
+
+    run_quickstart(QuickstartConfig(out=Path(args.out), seed=args.seed, epochs=args.epochs))
+    return 0
