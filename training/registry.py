@@ -29,6 +29,7 @@ class FitDefaults:
     batch_size: int = 16
     learning_rate: float = 2e-3
     patience: int = 5
+    monitor: str = "val_accuracy"  # early stopping + best-weights restore watch this
 
 
 @dataclass(frozen=True)
