@@ -98,7 +98,7 @@ def test_ucr_univariate_without_dimensions_tag(tmp_path: Path) -> None:
     "part, old, new, match",
     [
         ("head", "@dimensions 2", "@dimensions two", r"Bad_TRAIN.ts:\d+: malformed header: @dimensions"),
-        ("head", "@data\n", "", r"Bad_TRAIN.ts: malformed header: no @data"),
+        ("head", "@data\n", "", r"Bad_TRAIN.ts:10: malformed header: expected an @tag before @data"),
         ("head", "@classLabel true walk run rest", "@classLabel false", r"malformed header: need '@classLabel true"),
         ("head", "@timeStamps false", "@timeStamps maybe", r"malformed header: @timestamps must be true or false"),
         ("data", ":rest\n", ":sleep\n", r"Bad_TRAIN.ts:\d+: unknown label 'sleep'"),
