@@ -111,12 +111,17 @@ def make_config(name: str, overrides: dict[str, Any] | None = None) -> Any:
     for key, value in overrides.items():
         current = getattr(cfg, key)
         if isinstance(value, str):
-            if isinstance(current, tuple):
-                value = tuple(type(current[0] if current else 1)(v) for v in value.split("x" if "x" in value else ";") if v)
-            elif isinstance(current, bool):
-                value = value.lower() in ("1", "true", "yes")
-            else:
-                value = type(current)(value)
+            try:
+                if isinstance(current, tuple):
+                    value = tuple(type(current[0] if current else 1)(v) for v in value.split("x" if "x" in value else ";") if v)
+                elif isinstance(current, bool):
+                    if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                        raise ValueError(value)
+                    value = value.lower() in ("1", "true", "yes")
+                else:
+                    value = type(current)(value)
+            except ValueError:
+                raise HybridEdgeError(f"model {name!r}: setting {key}={value!r} is not a valid {type(current).__name__}") from None
         typed[key] = value
     return dataclasses.replace(cfg, **typed)
 
