@@ -24,7 +24,7 @@ import numpy as np
 
 from edge.errors import HybridEdgeError
 from training.data import Dataset, load_dataset
-from training.distribute import Distribution, make_strategy
+from training.distribute import Distribution, make_strategy, prepare_model
 from training.registry import ModelEntry, create_model, get_entry, make_config
 from training.versions import library_versions
 
@@ -101,8 +101,10 @@ def train(
     config: TrainConfig = TrainConfig(),
     progress: Callable[[str], None] = print,
     dataset: Dataset | None = None,
-) -> Path:
+) -> Path | None:
     """Train ``model_name`` on ``dataset_spec``; return the finished run directory.
+
+    Under ``multi-worker`` only the chief writes ``out``; other workers return ``None``.
 
     Raises:
         HybridEdgeError: bad model/dataset/settings, or ``out`` exists and is not empty.
@@ -129,6 +131,7 @@ def train(
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
+    prepare_model(model, strategy)
     pre = dataset.preprocessing
     x_train, x_val, x_test = (to_float(s.x, pre) for s in (dataset.train, dataset.val, dataset.test))
     has_val = len(dataset.val.y) > 0
@@ -146,11 +149,12 @@ def train(
             keras.callbacks.TensorBoard(log_dir=str(tmp / "tensorboard"), histogram_freq=0, write_graph=False),
             _ProgressCallback(progress, int(config.epochs)),
         ]
-        history = model.fit(
-            x_train, dataset.train.y, validation_data=(x_val, dataset.val.y) if has_val else None,
-            epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=callbacks,
-        )
-        test_loss, test_acc = model.evaluate(x_test, dataset.test.y, verbose=0, batch_size=64)
+        with strategy.scope():
+            history = model.fit(
+                x_train, dataset.train.y, validation_data=(x_val, dataset.val.y) if has_val else None,
+                epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=callbacks,
+            )
+            test_loss, test_acc = model.evaluate(x_test, dataset.test.y, verbose=0, batch_size=64)
         progress(f"test accuracy {test_acc:.3f} ({time.perf_counter() - t0:.1f}s)")
         model.save(tmp / "model.keras")
         _write_json(tmp / "config.json", {
@@ -183,7 +187,8 @@ def train(
             "versions": library_versions(),
         })
         if not is_chief:
-            return out
+            progress(f"worker done; the chief writes {out}")
+            return None
         if out.exists():
             out.rmdir()
         tmp.rename(out)

@@ -45,5 +45,6 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, distribute=Distribution(args.distribute), overrides=dict(kv.split("=", 1) for kv in args.set),
     )
     out = train(args.model, args.dataset, args.out, cfg)
-    print(f"wrote {out}")
+    if out is not None:  # None: a non-chief multi-worker process, which writes nothing
+        print(f"wrote {out}")
     return 0
