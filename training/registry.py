@@ -30,6 +30,8 @@ class FitDefaults:
     learning_rate: float = 2e-3
     patience: int = 5
     monitor: str = "val_accuracy"  # early stopping + best-weights restore watch this
+    min_epochs: int = 0  # neither stop nor pick a best epoch before this one (tiny validation sets are noisy)
+    clipnorm: float = 0.0  # gradient-norm clipping; 0 = off
 
 
 @dataclass(frozen=True)

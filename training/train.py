@@ -41,6 +41,8 @@ class TrainConfig:
     learning_rate: float | None = None
     patience: int | None = None
     monitor: str | None = None
+    min_epochs: int | None = None
+    clipnorm: float | None = None
     seed: int = 0
     distribute: Distribution = Distribution.NONE
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -127,7 +129,7 @@ def train(
     with strategy.scope():
         model = create_model(model_name, model_cfg)
         model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate),
+            optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm or None),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
@@ -144,7 +146,8 @@ def train(
     try:
         callbacks = [
             keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=config.patience, restore_best_weights=True, mode="min" if monitor.endswith("loss") else "max"
+                monitor=monitor, patience=config.patience, restore_best_weights=True, mode="min" if monitor.endswith("loss") else "max",
+                start_from_epoch=min(int(config.min_epochs), int(config.epochs) - 1),
             ),
             keras.callbacks.TensorBoard(log_dir=str(tmp / "tensorboard"), histogram_freq=0, write_graph=False),
             _ProgressCallback(progress, int(config.epochs)),
