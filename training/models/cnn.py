@@ -76,7 +76,7 @@ def backbone_features(
 
 @dataclass(frozen=True)
 class CnnConfig:
-    """Input size, backbone, width multiplier and head."""
+    """Image classifier: separable-conv or MobileNetV3-Small backbone, width multiplier ``alpha``, input size."""
 
     height: int = 96
     width: int = 96
