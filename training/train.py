@@ -175,7 +175,9 @@ def train(
                 "dtype": str(dataset.train.x.dtype),
                 "kind": dataset.kind,
                 "model_shape": [d for d in model.inputs[0].shape[1:]],
-                "variable_length": dataset.train.lengths is not None,
+                "variable_length": any(
+                    s.lengths is not None and bool((s.lengths != s.x.shape[1]).any()) for s in (dataset.train, dataset.val, dataset.test)
+                ),
             },
             "preprocessing": pre,
             "metrics": {
