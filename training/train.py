@@ -116,16 +116,15 @@ def train(
         raise HybridEdgeError(f"{out}: run directory exists and is not empty")
     entry = get_entry(model_name)
     config = config.resolved(entry)
-    strategy, is_chief = make_strategy(config.distribute)  # before any other TF work (multi-worker needs it)
-    seed_everything(config.seed)
-    import keras
-
     t0 = time.perf_counter()
-    dataset = dataset or load_dataset(dataset_spec)
+    dataset = dataset or load_dataset(dataset_spec)  # numpy/OpenCV only: bad data fails before TensorFlow loads
     progress(f"dataset {dataset.spec}: train {len(dataset.train.y)}, val {len(dataset.val.y)}, test {len(dataset.test.y)} ({time.perf_counter() - t0:.1f}s)")
     if len(dataset.train.y) == 0 or len(dataset.test.y) == 0:
         raise HybridEdgeError(f"dataset {dataset.spec!r} has an empty train or test split")
     model_cfg = make_config(model_name, {**_shape_overrides(entry, dataset), **config.overrides})
+    strategy, is_chief = make_strategy(config.distribute)  # before any other TF work (multi-worker needs it)
+    seed_everything(config.seed)
+    import keras
     with strategy.scope():
         model = create_model(model_name, model_cfg)
         model.compile(
