@@ -176,6 +176,9 @@ def test_video_folder_decodes_two_codecs_and_samples_with_stride(video_dir: Path
     # the moving square's column changes between sampled frames (stride is real time)
     cols = [np.argmax(f[..., 0].max(axis=0)) for f in clip]
     assert len(set(cols)) > 1
+    again = load_dataset(ds.spec)  # the canonical spec (recorded in model cards) reloads the same splits
+    np.testing.assert_array_equal(again.test.x, ds.test.x)
+    np.testing.assert_array_equal(again.train.y, ds.train.y)
 
 
 def test_video_folder_split_file(video_dir: Path) -> None:
@@ -212,6 +215,7 @@ def test_image_folder_png_jpg_and_errors(tmp_path: Path) -> None:
     ds = load_dataset(f"image-folder:{root},size=16,test=0.25,val=0.2")
     assert ds.kind == "image" and ds.label_names == ("cat", "dog") and ds.train.x.shape[1:] == (16, 16, 3)
     assert len(ds.test.y) == 4 and len(ds.train.y) + len(ds.val.y) == 12
+    np.testing.assert_array_equal(load_dataset(ds.spec).val.x, ds.val.x)
     (root / "bird").mkdir()
     with pytest.raises(DataError, match="bird: empty class folder"):
         load_dataset(f"image-folder:{root}")
