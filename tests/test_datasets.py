@@ -88,9 +88,10 @@ def test_ucr_missing_values_are_interpolated(tmp_path: Path) -> None:
 
 
 def test_ucr_univariate_without_dimensions_tag(tmp_path: Path) -> None:
+    """Also: Windows line endings and a UTF-8 byte-order mark, as some exporters write them."""
     folder = write_ts(tmp_path / "Uni", "Uni", dims=1)
     for f in folder.glob("*.ts"):
-        f.write_text(f.read_text().replace("@dimensions 1\n", ""))
+        f.write_bytes(b"\xef\xbb\xbf" + f.read_text().replace("@dimensions 1\n", "").replace("\n", "\r\n").encode())
     assert load_dataset(f"ucr:{folder}").train.x.shape[2] == 1
 
 

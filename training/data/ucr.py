@@ -65,7 +65,7 @@ def read_ts(path: Path) -> TsFile:
     ys: list[int] = []
     missing = 0
     in_data = False
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
+    with path.open("r", encoding="utf-8-sig", errors="replace") as fh:  # -sig: tolerate a BOM
         for lineno, raw in enumerate(fh, 1):
             line = raw.strip()
             if not line or line.startswith("#"):
