@@ -78,7 +78,7 @@ def read_ts(path: Path) -> TsFile:
                 if tag == "targetlabel":
                     raise DataError(f"{path}:{lineno}: regression files (@targetLabel) are not supported; need @classLabel")
                 if tag not in _KNOWN_TAGS:
-                    raise DataError(f"{path}:{lineno}: malformed header: unknown tag @{line[1:].split()[0]}")
+                    continue  # other writers add their own tags; the ones we need are checked below
                 if tag == "data":
                     in_data = True
                     if labels is None:
