@@ -364,7 +364,9 @@ class FrameSource:
         return self.reader.live
 
     def start(self) -> "FrameSource":
-        """Open the reader (errors surface here) and start the reader thread."""
+        """Open the reader (errors surface here) and start the reader thread; idempotent."""
+        if self._thread is not None:
+            return self
         self.reader.open()
         self._thread = threading.Thread(target=self._run, name=f"frames:{self.name}", daemon=True)
         self._thread.start()
