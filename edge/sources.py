@@ -23,7 +23,7 @@ Source specs (``--source``)::
     frames/              image directory (sorted .png/.jpg/.jpeg/.bmp files)
     -                    raw frames on stdin: H*W*3 uint8 RGB bytes per frame,
                          H, W from the bundle's preprocessing size
-    -:framed             stdin with a 24-byte header per frame (see STDIN_HEADER)
+    stdin:framed         stdin with a 24-byte header per frame (see STDIN_HEADER)
     synthetic:fps=30,frames=300,size=48x48,stall_after=N,seed=0
                          generated test-pattern frames (benchmarks, tests)
 
@@ -46,7 +46,7 @@ import numpy as np
 
 from edge.errors import DataError, HybridEdgeError
 
-#: ``-:framed`` header: magic ``b"HEF1"``, uint32 height, uint32 width, uint32
+#: ``stdin:framed`` header: magic ``b"HEF1"``, uint32 height, uint32 width, uint32
 #: channels, float64 capture timestamp in seconds (0 = use arrival time); little-endian.
 STDIN_HEADER = struct.Struct("<4sIIId")
 STDIN_MAGIC = b"HEF1"
@@ -474,9 +474,9 @@ class FrameSource:
 
 def make_reader(spec: str, frame_size: tuple[int, int] = (48, 48), timeout_s: float = 5.0) -> Reader:
     """Reader for a ``--source`` spec (see the module docstring)."""
-    if spec in ("-", "-:raw"):
+    if spec in ("-", "stdin"):
         return StdinReader(frame_size)
-    if spec == "-:framed":
+    if spec == "stdin:framed":
         return StdinReader(frame_size, framed=True)
     if spec.startswith("synthetic:") or spec == "synthetic":
         return SyntheticReader(SyntheticSpec.parse(spec.partition(":")[2]))

@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle")
     p.add_argument("--source", required=True,
                    help="camera index (0), video file, rtsp:// or http:// URL, image directory, "
-                        "'-' (raw RGB frames on stdin, HxWx3 at the bundle's size), '-:framed', "
+                        "'-' (raw RGB frames on stdin, HxWx3 at the bundle's size), 'stdin:framed', "
                         "or synthetic:fps=30,frames=300")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--delegate", choices=("xnnpack", "none", "edgetpu"), default="xnnpack")
