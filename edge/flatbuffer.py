@@ -3,8 +3,8 @@
 The interpreter trusts its file: a flipped byte in an offset, a count or an index
 can make it read out of bounds and crash the process. This reader walks the
 parts of the schema that hold offsets and indices — root table, vtables,
-``version``, ``operator_codes``, ``subgraphs`` (tensors, operators, inputs,
-outputs), ``buffers`` and ``signature_defs`` — and checks every offset, length
+``version``, ``operator_codes``, ``subgraphs`` (tensors with their quantization,
+operators, inputs, outputs), ``buffers`` and ``signature_defs`` — and checks every offset, length
 and index before anything is loaded. Field numbers follow
 ``tensorflow/compiler/mlir/lite/schema/schema.fbs``.
 """
@@ -14,6 +14,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from edge.errors import BundleError
 
@@ -138,6 +140,33 @@ class _Table:
         return None if p is None else self.r.string(p, f"{self.what} field {i}")
 
 
+_ZP_RANGE = {9: (-128, 127), 3: (0, 255), 7: (-32768, 32767), 17: (-8, 7)}  # int8, uint8, int16, int4
+
+
+def _check_quantization(r: _Reader, tensor: _Table, ttype: int, shape: list[int], where: str) -> None:
+    """Scales finite and positive, zero points inside the type, per-channel counts matching the shape."""
+    p = tensor.field(4)
+    if p is None:
+        return
+    q = r.table(r.target(p, f"{where} quantization"), f"{where}.quantization")
+    s_start, n_scale = q.vector(2, 4)
+    z_start, n_zp = q.vector(3, 8)
+    if n_zp and n_scale and n_zp != n_scale:
+        raise r.fail(f"{where} has {n_scale} scales but {n_zp} zero points")
+    scales = np.frombuffer(r.data, "<f4", n_scale, s_start) if n_scale else np.zeros(0, np.float32)
+    if n_scale and not (np.isfinite(scales).all() and (scales >= 0).all()):
+        raise r.fail(f"{where} quantization scale is negative or not finite")
+    if n_zp and ttype in _ZP_RANGE:
+        lo, hi = _ZP_RANGE[ttype]
+        zps = np.frombuffer(r.data, "<i8", n_zp, z_start)
+        if zps.min() < lo or zps.max() > hi:
+            raise r.fail(f"{where} zero point {int(zps.min() if zps.min() < lo else zps.max())} outside [{lo}, {hi}]")
+    if n_scale > 1:
+        dim = q.scalar(6, "i32")
+        if not 0 <= dim < len(shape) or shape[dim] != n_scale:
+            raise r.fail(f"{where} has {n_scale} per-channel scales for dimension {dim} of shape {shape}")
+
+
 def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
     """Walk a TFLite flatbuffer and check every offset, length and index.
 
@@ -197,6 +226,7 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
                 elements *= max(d, 1)
                 if elements > 1 << 31:
                     raise r.fail(f"{where} shape {shape} is implausibly large")
+            _check_quantization(r, tensor, ttype, shape, where)
             item = _ITEM_SIZE.get(ttype, 0)
             if buffer_bytes[b] and item and all(d >= 0 for d in shape) and buffer_bytes[b] < elements * item:
                 raise r.fail(f"{where} shape {shape} needs {elements * item} bytes, buffer {b} has {buffer_bytes[b]}")

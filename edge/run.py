@@ -10,6 +10,7 @@ throughput, drops, energy, board). ``json_log`` gets one JSON object per frame.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,8 @@ def run_stream(
             "average_watts": round(reading.watts, 4),
         },
         "platform": platform_info(),
+        "tensorflow_imported": "tensorflow" in sys.modules,
+        "opencv_imported": "cv2" in sys.modules,
     }
     return summary
 

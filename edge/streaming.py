@@ -59,6 +59,19 @@ class StepResult:
         return (raw.astype(np.float32) - self.zero_point) * np.float32(self.scale)
 
 
+def _model_failed(file: str, exc: BaseException) -> BundleError:
+    first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+    return BundleError(f"{file}: the interpreter refused to run the model: {first}")
+
+
+def invoke_checked(invoke: Any, file: str) -> None:
+    """Invoke, turning the interpreter's RuntimeError (bad kernel parameters) into a BundleError."""
+    try:
+        invoke()
+    except RuntimeError as exc:
+        raise _model_failed(file, exc) from None
+
+
 class GraphRunner:
     """Feeds named inputs and reads named outputs of one graph with minimal overhead.
 
@@ -105,7 +118,7 @@ class GraphRunner:
         it = self.interpreter
         for name, value in feeds.items():
             it.set_tensor(self._in_index[name], value)
-        it.invoke()
+        invoke_checked(it.invoke, self.graph.file)
         return {name: it.get_tensor(index) for name, index in self._out_index.items()}
 
 
@@ -251,7 +264,7 @@ class _TensorPath:
     def __init__(self, session: StreamingSession):
         runner = session.runners[0]
         it = runner.interpreter
-        it.invoke()  # some delegates materialise output buffers on the first invoke; pin after it
+        invoke_checked(it.invoke, runner.graph.file)  # some delegates materialise outputs on the first invoke
         self.invoke = it._interpreter.Invoke
         self.session = session
         pre = session.bundle.preprocessing
@@ -313,7 +326,10 @@ class _TensorPath:
         t0 = time.perf_counter()
         self._encode_into(frame, source_color)
         t1 = time.perf_counter()
-        self.invoke()
+        try:
+            self.invoke()
+        except RuntimeError as exc:  # a kernel refused its parameters: a bad model, not a bug here
+            raise _model_failed(self.session.runners[0].graph.file, exc) from None
         t2 = time.perf_counter()
         for out, dst_buf, table, src, dst in self.states:
             if table is not None:
