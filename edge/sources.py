@@ -134,12 +134,16 @@ class CaptureReader:
             what = "cannot open video (corrupt, truncated or unsupported format)" if not self.live else "cannot open"
             raise DataError(f"{self.name}: {what}")
         self._cap = cap
-        self.expected_frames = 0 if self.live else max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+        # a URL may serve a finite file: its declared frame count tells its end from a lost link
+        if not self.live or isinstance(self.target, str):
+            self.expected_frames = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
         self.frames = 0
 
     def read(self) -> tuple[np.ndarray, float | None] | None:
         ok, image = self._cap.read()
         if not ok or image is None:
+            if self.live and self.expected_frames and self.frames >= self.expected_frames:
+                return None  # a finite stream (e.g. a file over HTTP) ended
             if self.live:
                 raise ConnectionError(f"{self.name}: read failed")
             if self.expected_frames and self.frames < self.expected_frames:

@@ -130,3 +130,24 @@ def test_bad_specs_are_clear_errors(tmp_path: Path) -> None:
         make_reader("synthetic:colour=red")
     with pytest.raises(DataError, match="cannot open"):
         open_source("rtsp://127.0.0.1:9/none", options=SourceOptions(stall_timeout_s=2.0))
+
+
+def test_http_url_source(tmp_path: Path) -> None:
+    """A video served over HTTP is read through FFmpeg like a network camera, and its end is an EOF."""
+    import functools
+    import http.server
+    import threading
+
+    write_video(tmp_path / "clip.avi", "MJPG")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"
+        with open_source(url, options=SourceOptions(policy="block", stall_timeout_s=10)) as src:
+            frames = list(src)
+        assert src.live and len(frames) == 24 and src.reconnects == 0
+    finally:
+        server.shutdown()
