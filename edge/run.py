@@ -166,10 +166,11 @@ def format_summary(s: dict[str, Any]) -> str:
     lines = [
         f"frames {s['frames']} in {s['seconds']:.2f} s ({s['fps']:.1f} fps), dropped {s['dropped']} "
         f"({100 * s['drop_rate']:.1f} %), resets {s['resets']}, reconnects {s['reconnects']}",
-        f"latency ms (after {s['warmup_frames']} warm-up frames)     p50      p90      p99      max",
+        f"{'latency ms, ' + str(s['warmup_frames']) + ' warm-up frames excluded':<40}"
+        f"{'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}",
     ]
     for stage, p in s["latency_ms"].items():
-        lines.append(f"  {stage:<12}{'':30}{p['p50']:8.3f} {p['p90']:8.3f} {p['p99']:8.3f} {p['max']:8.3f}")
+        lines.append(f"  {stage:<38}{p['p50']:8.3f} {p['p90']:8.3f} {p['p99']:8.3f} {p['max']:8.3f}")
     e = s["energy"]
     lines.append(f"energy {e['mj_per_frame']:.4f} mJ/frame, {e['average_watts']:.3f} W average ({e['source']})")
     plat = s["platform"]

@@ -152,8 +152,9 @@ def test_edgetpu_missing_and_required(tiny_bundles: dict[str, Path], tmp_path: P
     _one_line_error(_run(marked, "--source", "synthetic:frames=3,size=24x24"), "compiled for the Edge TPU")
 
 
-def test_isolated_first_load(tiny_bundles: dict[str, Path]) -> None:
-    proc = _run(tiny_bundles["int8"], "--source", "synthetic:frames=5,size=24x24", "--isolate", "--policy", "block")
+def test_isolated_first_load_and_max_frames(tiny_bundles: dict[str, Path]) -> None:
+    proc = _run(tiny_bundles["int8"], "--source", "synthetic:frames=500,size=24x24", "--isolate", "--policy", "block",
+                "--max-frames", "5")
     assert proc.returncode == 0 and "frames 5 in" in proc.stdout.decode(), proc.stderr.decode()
 
 
