@@ -287,13 +287,19 @@ class _TensorPath:
         self.probs_buf = it.tensor(runner._out_index[session._probs_spec.name])().reshape(-1)
         self.probs = session._probs_spec
         self.labels = session.bundle.labels
-        # (output buffer as bytes or raw, input buffer, 8-bit table or None, src spec, dst spec)
-        self.states: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, Any, Any]] = []
+        # 8-bit states: byte views of output and input buffers and a 256-byte translation table
+        # (bytes.translate is one C loop: ~0.1 us for a 48-value state, vs ~1 us for np.take)
+        self.byte_states: list[tuple[memoryview, memoryview, bytes]] = []
+        self.other_states: list[tuple[np.ndarray, np.ndarray, Any, Any]] = []  # float/int16: requantize
         for in_name, out_name, src, dst in session._state_io:
             table = adapters.state_lut(src, dst)
             out = it.tensor(runner._out_index[out_name])()
-            self.states.append((out.view(np.uint8) if table is not None else out,
-                                it.tensor(runner._in_index[in_name])(), table, src, dst))
+            inp = it.tensor(runner._in_index[in_name])()
+            if table is not None and out.flags.c_contiguous and inp.flags.c_contiguous:
+                self.byte_states.append((memoryview(out.view(np.uint8).reshape(-1)),
+                                         memoryview(inp.view(np.uint8).reshape(-1)), table.view(np.uint8).tobytes()))
+            else:
+                self.other_states.append((out, inp, src, dst))
         self.initial = {name: np.array(v, copy=True) for name, v in session._states.items()}
         self.state_in = {name: it.tensor(runner._in_index[name])() for name in session._states}
 
@@ -331,11 +337,10 @@ class _TensorPath:
         except RuntimeError as exc:  # a kernel refused its parameters: a bad model, not a bug here
             raise _model_failed(self.session.runners[0].graph.file, exc) from None
         t2 = time.perf_counter()
-        for out, dst_buf, table, src, dst in self.states:
-            if table is not None:
-                np.take(table, out, out=dst_buf, mode="clip")
-            else:
-                np.copyto(dst_buf, adapters.requantize(out, src, dst))
+        for out_bytes, in_bytes, table in self.byte_states:
+            in_bytes[:] = out_bytes.tobytes().translate(table)
+        for out, inp, src, dst in self.other_states:
+            np.copyto(inp, adapters.requantize(out, src, dst))
         flat = self.probs_buf
         index = int(flat.argmax())
         spec = self.probs
