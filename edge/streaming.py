@@ -82,6 +82,7 @@ class GraphRunner:
     def __init__(self, interpreter: Any, graph: GraphSpec):
         self.interpreter = interpreter
         self.graph = graph
+        self.pinned_invoke: Any = None  # set by _TensorPath: the interpreter's buffers are pinned views
         try:
             runner = interpreter.get_signature_runner(graph.signature)
         except ValueError as exc:
@@ -118,7 +119,7 @@ class GraphRunner:
         it = self.interpreter
         for name, value in feeds.items():
             it.set_tensor(self._in_index[name], value)
-        invoke_checked(it.invoke, self.graph.file)
+        invoke_checked(self.pinned_invoke or it.invoke, self.graph.file)
         return {name: it.get_tensor(index) for name, index in self._out_index.items()}
 
 
@@ -220,6 +221,8 @@ class StreamingSession:
 
     def step_encoded(self, encoded: np.ndarray) -> np.ndarray:
         """One inference on an already encoded frame; returns the raw probabilities tensor."""
+        if self._fast is not None:
+            return self._fast.run_encoded(encoded)
         if self.mode is Mode.WINDOW:
             if not self._window:
                 self._window.extend([encoded] * self._window.maxlen)  # type: ignore[operator]
@@ -239,6 +242,15 @@ class StreamingSession:
         for in_name, out_name, src, dst in self._state_io:
             self._states[in_name] = adapters.requantize(out[out_name], src, dst)
         return out[self._probs_spec.name]
+
+    def state_values(self) -> dict[str, np.ndarray]:
+        """The current recurrent states as float32, keyed by state name (for drift checks)."""
+        last = self.runners[-1]
+        current = self._fast.state_in if self._fast is not None else self._states
+        return {
+            st.name: adapters.dequantize(np.array(current[st.input]), last.inputs[st.input].as_adapter_spec())
+            for st in self.bundle.states
+        }
 
 
 class _TensorPath:
@@ -266,6 +278,7 @@ class _TensorPath:
         it = runner.interpreter
         invoke_checked(it.invoke, runner.graph.file)  # some delegates materialise outputs on the first invoke
         self.invoke = it._interpreter.Invoke
+        runner.pinned_invoke = self.invoke  # the general path must not trip the view check either
         self.session = session
         pre = session.bundle.preprocessing
         spec = session._frame_spec
@@ -284,7 +297,8 @@ class _TensorPath:
         self.frame = it.tensor(runner._in_index[spec.name])()[0]
         self.frame_bytes = self.frame.view(np.uint8) if self.frame.dtype.itemsize == 1 else None
         self.channels = spec.shape[-1]
-        self.probs_buf = it.tensor(runner._out_index[session._probs_spec.name])().reshape(-1)
+        self.probs_tensor = it.tensor(runner._out_index[session._probs_spec.name])()
+        self.probs_buf = self.probs_tensor.reshape(-1)  # a flat view of the same buffer
         self.probs = session._probs_spec
         self.labels = session.bundle.labels
         # 8-bit states: byte views of output and input buffers and a 256-byte translation table
@@ -332,21 +346,30 @@ class _TensorPath:
         t0 = time.perf_counter()
         self._encode_into(frame, source_color)
         t1 = time.perf_counter()
-        try:
-            self.invoke()
-        except RuntimeError as exc:  # a kernel refused its parameters: a bad model, not a bug here
-            raise _model_failed(self.session.runners[0].graph.file, exc) from None
+        self._invoke_and_feed_back()
         t2 = time.perf_counter()
-        for out_bytes, in_bytes, table in self.byte_states:
-            in_bytes[:] = out_bytes.tobytes().translate(table)
-        for out, inp, src, dst in self.other_states:
-            np.copyto(inp, adapters.requantize(out, src, dst))
         flat = self.probs_buf
         index = int(flat.argmax())
         spec = self.probs
         score = float((int(flat[index]) - spec.zero_point) * spec.scale) if spec.scale else float(flat[index])
         label = self.labels[index] if index < len(self.labels) else str(index)
-        raw = flat.copy()
+        raw = self.probs_tensor.copy()
         t3 = time.perf_counter()
         return StepResult(raw, index, label, score, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3,
                           spec.scale, spec.zero_point, reset)
+
+    def _invoke_and_feed_back(self) -> None:
+        try:
+            self.invoke()
+        except RuntimeError as exc:  # a kernel refused its parameters: a bad model, not a bug here
+            raise _model_failed(self.session.runners[0].graph.file, exc) from None
+        for out_bytes, in_bytes, table in self.byte_states:
+            in_bytes[:] = out_bytes.tobytes().translate(table)
+        for out, inp, src, dst in self.other_states:
+            np.copyto(inp, adapters.requantize(out, src, dst))
+
+    def run_encoded(self, encoded: np.ndarray) -> np.ndarray:
+        """``step_encoded`` on the pinned buffers: returns a copy of the raw probabilities."""
+        self.frame[...] = encoded.reshape(self.frame.shape)
+        self._invoke_and_feed_back()
+        return self.probs_tensor.copy()
