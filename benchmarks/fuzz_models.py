@@ -1,4 +1,4 @@
-"""1 000 mutated model files through ``hybrid-edge run --isolate``: each rejected or run, 0 crashes.
+"""1 000 mutated model files through ``hybrid-edge run``: each rejected or run, 0 crashes.
 
 Mutations (seeded, one per trial): truncations and 1-4 byte changes, some with
 the manifest left alone (the sha256/size check catches them) and most with the
@@ -12,7 +12,10 @@ A driver process runs the CLI in-process (``edge.cli.main``) on each mutant and
 reports one JSON line per trial; if the driver itself died, that trial is a
 crash and the driver restarts after it.
 
-    python -m benchmarks.fuzz_models runs/bench/int8 [--trials 1000 --seed 0]
+    python -m benchmarks.fuzz_models runs/bench/int8 [--trials 1000 --seed 0] [--in-process]
+
+``--in-process`` leaves out ``--isolate``: every surviving model is loaded by the
+CLI process itself, which shows what the checks alone are worth.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ CHECKS = (  # substring of the one-line error -> the check that refused the file
     ("in the model but", "manifest spec"), ("differ from the manifest", "manifest spec"),
     ("quantization differs", "manifest spec"), ("crashed the interpreter", "isolate: crash in child"),
     ("isolated first load failed", "isolate: load error in child"), ("did not finish", "isolate: hang in child"),
+    ("could not be loaded by", "interpreter: load refused"), ("refused to run the model", "interpreter: invoke refused"),
+    ("unreadable signature details", "interpreter: signature unreadable"),
 )
 
 
@@ -81,7 +86,7 @@ def classify(rc: int, err: str) -> str:
     return "other: " + last.split(": ", 3)[-1][:80]  # drop the "hybrid-edge run: error: PATH" prefix
 
 
-def drive(bundle: Path, seed: int, start: int, trials: int) -> None:
+def drive(bundle: Path, seed: int, start: int, trials: int, isolate: bool = True) -> None:
     """Driver: run trials ``start..trials-1`` in this process, one JSON line each."""
     from edge.bundle import read_bundle, sha256_file
     from edge.cli import main as cli
@@ -105,8 +110,8 @@ def drive(bundle: Path, seed: int, start: int, trials: int) -> None:
             print(json.dumps({"begin": i}), flush=True)
             out, err = io.StringIO(), io.StringIO()
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                rc = cli(["run", str(target), "--source", f"synthetic:frames=3,size={h}x{w}", "--isolate",
-                          "--policy", "block", "--meter", "estimate:x86-tdp", "--warmup", "0"])
+                rc = cli(["run", str(target), "--source", f"synthetic:frames=3,size={h}x{w}", "--policy", "block",
+                          "--meter", "estimate:x86-tdp", "--warmup", "0", *(["--isolate"] if isolate else [])])
             e = err.getvalue().strip()
             print(json.dumps({"trial": i, "kind": kind, "rc": rc, "result": classify(rc, e),
                               "traceback": "Traceback" in e,
@@ -119,20 +124,25 @@ def main() -> None:
     p.add_argument("bundle", type=Path)
     p.add_argument("--trials", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--in-process", action="store_true",
+                   help="without --isolate: the first load happens in the CLI process itself")
     p.add_argument("--driver-start", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.driver_start is not None:
-        drive(args.bundle, args.seed, args.driver_start, args.trials)
+        drive(args.bundle, args.seed, args.driver_start, args.trials, isolate=not args.in_process)
         return
-    header(f"{args.trials} mutated models (seed {args.seed}) through hybrid-edge run --isolate")
+    how = "in-process (no --isolate)" if args.in_process else "--isolate"
+    header(f"{args.trials} mutated models (seed {args.seed}) through hybrid-edge run {how}")
     t0 = time.perf_counter()
     results: list[dict] = []
     crashes: list[int] = []
     start = 0
     while start < args.trials:
+        errlog = tempfile.TemporaryFile(mode="w+")
         proc = subprocess.Popen([sys.executable, "-m", "benchmarks.fuzz_models", str(args.bundle), "--trials",
-                                 str(args.trials), "--seed", str(args.seed), "--driver-start", str(start)],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                 str(args.trials), "--seed", str(args.seed), "--driver-start", str(start),
+                                 *(["--in-process"] if args.in_process else [])],
+                                stdout=subprocess.PIPE, stderr=errlog, text=True)
         current = start
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -144,9 +154,15 @@ def main() -> None:
                 current = rec["trial"] + 1
         proc.wait()
         if current < args.trials and proc.returncode != 0:  # the CLI process died on trial `current`
-            crashes.append(current)
-            results.append({"trial": current, "kind": "?", "rc": proc.returncode, "result": "CRASH", "traceback": False})
+            errlog.seek(0)
+            last = (errlog.read().strip().splitlines() or ["?"])[-1]
+            crashed = proc.returncode < 0  # killed by a signal; otherwise an uncaught exception
+            if crashed:
+                crashes.append(current)
+            results.append({"trial": current, "kind": "?", "rc": proc.returncode, "traceback": not crashed,
+                            "result": "CRASH (signal)" if crashed else "TRACEBACK", "message": last[:160]})
             current += 1
+        errlog.close()
         start = current
     table = collections.Counter((r["kind"], r["result"]) for r in results)
     by_result = collections.Counter(r["result"] for r in results)

@@ -106,7 +106,10 @@ class _Reader:
 
     def string(self, pos: int, what: str) -> str:
         start, n = self.vector(pos, 1, what)
-        return self.data[start:start + n].decode("utf-8", errors="replace")
+        try:
+            return self.data[start:start + n].decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.fail(f"{what} is not valid UTF-8") from None
 
 
 class _Table:
@@ -212,6 +215,7 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
         tensor_counts.append(nt)
         for t, tensor in enumerate(tensors):
             where = f"subgraphs[{g}].tensors[{t}]"
+            tensor.string(3)  # the name: the interpreter decodes it as UTF-8
             ttype = tensor.scalar(1, "u8")
             if ttype > MAX_TENSOR_TYPE:
                 raise r.fail(f"{where} type {ttype}")
@@ -244,6 +248,7 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
                     if not -1 <= i < nt:
                         raise r.fail(f"subgraphs[{g}].operators[{o}].{what} tensor index {i} not in [-1, {nt})")
             op.vector(5, 1)  # custom_options: bounds only
+        sg.string(4)
         n_tensors_total += nt
         n_ops_total += len(ops)
 

@@ -87,8 +87,11 @@ class GraphRunner:
             runner = interpreter.get_signature_runner(graph.signature)
         except ValueError as exc:
             raise BundleError(f"{graph.file}: signature {graph.signature!r} not found ({exc})") from None
-        in_details = runner.get_input_details()
-        out_details = runner.get_output_details()
+        try:
+            in_details = runner.get_input_details()
+            out_details = runner.get_output_details()
+        except (ValueError, UnicodeDecodeError) as exc:  # names or details the interpreter cannot decode
+            raise BundleError(f"{graph.file}: unreadable signature details ({exc.__class__.__name__}: {exc})") from None
         self.inputs = {s.name: s for s in graph.inputs}
         self.outputs = {s.name: s for s in graph.outputs}
         self._check(in_details, self.inputs, "input")
