@@ -26,6 +26,7 @@ MAX_BUILTIN_CODE = 255
 _ITEM_SIZE = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 5: 0, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 13: 0, 14: 0,
               15: 4, 16: 2, 17: 0, 18: 2}
 _U8, _U16, _I32, _U32, _U64 = (struct.Struct(f) for f in ("<B", "<H", "<i", "<I", "<Q"))
+_SIZES = {"u8": 1, "i32": 4, "u32": 4, "u64": 8}
 
 
 class StructureError(BundleError):
@@ -74,8 +75,15 @@ class _Reader:
     def u64(self, pos: int, what: str) -> int:
         return self._get(_U64, pos, what)
 
+    def aligned(self, pos: int, size: int, what: str) -> None:
+        """Flatbuffers align every scalar to its size (the interpreter's verifier insists)."""
+        if pos % size:
+            raise self.fail(f"{what} at byte {pos} is not {size}-byte aligned")
+
     def table(self, pos: int, what: str) -> "_Table":
+        self.aligned(pos, 4, what)
         vt = pos - self.i32(pos, f"{what} vtable offset")
+        self.aligned(vt, 2, f"{what} vtable")
         vt_size = self._get(_U16, vt, f"{what} vtable")
         tbl_size = self._get(_U16, vt + 2, f"{what} vtable")
         if vt_size < 4 or vt_size % 2 or vt + vt_size > self.size:
@@ -90,6 +98,7 @@ class _Reader:
 
     def target(self, pos: int, what: str) -> int:
         """Follow a uoffset stored at ``pos``."""
+        self.aligned(pos, 4, what)
         off = self.u32(pos, what)
         dest = pos + off
         if off == 0 or dest >= self.size:
@@ -99,6 +108,7 @@ class _Reader:
     def vector(self, pos: int, elem: int, what: str) -> tuple[int, int]:
         """``(start, length)`` of a vector whose uoffset is at ``pos``; elements bounds-checked."""
         v = self.target(pos, what)
+        self.aligned(v, 4, f"{what} length")
         n = self.u32(v, f"{what} length")
         if v + 4 + n * elem > self.size:
             raise self.fail(f"{what} of {n} elements runs past the end of the file")
@@ -106,6 +116,8 @@ class _Reader:
 
     def string(self, pos: int, what: str) -> str:
         start, n = self.vector(pos, 1, what)
+        if start + n >= self.size or self.data[start + n] != 0:
+            raise self.fail(f"{what} is not NUL-terminated")
         try:
             return self.data[start:start + n].decode("utf-8")
         except UnicodeDecodeError:
@@ -124,6 +136,7 @@ class _Table:
         p = self.field(i)
         if p is None:
             return default
+        self.r.aligned(p, _SIZES[kind], f"{self.what} field {i}")
         return getattr(self.r, kind)(p, f"{self.what} field {i}")
 
     def vector(self, i: int, elem: int) -> tuple[int, int]:
