@@ -46,6 +46,7 @@ CHECKS = (  # substring of the one-line error -> the check that refused the file
     ("isolated first load failed", "isolate: load error in child"), ("did not finish", "isolate: hang in child"),
     ("could not be loaded by", "interpreter: load refused"), ("refused to run the model", "interpreter: invoke refused"),
     ("unreadable signature details", "interpreter: signature unreadable"),
+    ("golden self-test", "golden self-test"),
 )
 
 
@@ -86,7 +87,7 @@ def classify(rc: int, err: str) -> str:
     return "other: " + last.split(": ", 3)[-1][:80]  # drop the "hybrid-edge run: error: PATH" prefix
 
 
-def drive(bundle: Path, seed: int, start: int, trials: int, isolate: bool = True) -> None:
+def drive(bundle: Path, seed: int, start: int, trials: int, isolate: bool = True, self_test: bool = False) -> None:
     """Driver: run trials ``start..trials-1`` in this process, one JSON line each."""
     from edge.bundle import read_bundle, sha256_file
     from edge.cli import main as cli
@@ -111,7 +112,8 @@ def drive(bundle: Path, seed: int, start: int, trials: int, isolate: bool = True
             out, err = io.StringIO(), io.StringIO()
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 rc = cli(["run", str(target), "--source", f"synthetic:frames=3,size={h}x{w}", "--policy", "block",
-                          "--meter", "estimate:x86-tdp", "--warmup", "0", *(["--isolate"] if isolate else [])])
+                          "--meter", "estimate:x86-tdp", "--warmup", "0", *(["--isolate"] if isolate else []),
+                          *(["--self-test"] if self_test else [])])
             e = err.getvalue().strip()
             print(json.dumps({"trial": i, "kind": kind, "rc": rc, "result": classify(rc, e),
                               "traceback": "Traceback" in e,
@@ -126,12 +128,14 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--in-process", action="store_true",
                    help="without --isolate: the first load happens in the CLI process itself")
+    p.add_argument("--self-test", action="store_true", help="pass --self-test (golden input/output check)")
     p.add_argument("--driver-start", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.driver_start is not None:
-        drive(args.bundle, args.seed, args.driver_start, args.trials, isolate=not args.in_process)
+        drive(args.bundle, args.seed, args.driver_start, args.trials, isolate=not args.in_process,
+              self_test=args.self_test)
         return
-    how = "in-process (no --isolate)" if args.in_process else "--isolate"
+    how = ("in-process (no --isolate)" if args.in_process else "--isolate") + (" --self-test" if args.self_test else "")
     header(f"{args.trials} mutated models (seed {args.seed}) through hybrid-edge run {how}")
     t0 = time.perf_counter()
     results: list[dict] = []
@@ -141,7 +145,8 @@ def main() -> None:
         errlog = tempfile.TemporaryFile(mode="w+")
         proc = subprocess.Popen([sys.executable, "-m", "benchmarks.fuzz_models", str(args.bundle), "--trials",
                                  str(args.trials), "--seed", str(args.seed), "--driver-start", str(start),
-                                 *(["--in-process"] if args.in_process else [])],
+                                 *(["--in-process"] if args.in_process else []),
+                                 *(["--self-test"] if args.self_test else [])],
                                 stdout=subprocess.PIPE, stderr=errlog, text=True)
         current = start
         assert proc.stdout is not None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from edge.bundle import Bundle, read_bundle
-from edge.errors import BackendError
+from edge.errors import BackendError, BundleError
 from edge.measure.latency import STAGES, StreamLatency, throughput
 from edge.smoothing import make_smoother
 from edge.sources import FrameSource, SourceOptions, make_reader
@@ -36,6 +36,7 @@ class RunOptions:
     reset_gap_ms: float | None = None
     meter: str = "auto"
     isolate: bool = False
+    self_test: bool = False
     warmup: int = 5
     source: SourceOptions = SourceOptions()
 
@@ -59,7 +60,15 @@ def open_session(bundle_path: str | Path, options: RunOptions) -> StreamingSessi
 
         probe_bundle(bundle.path, options.threads, options.delegate)
     gap = options.reset_gap_ms / 1e3 if options.reset_gap_ms is not None else None
-    return StreamingSession(bundle, num_threads=options.threads, delegate=options.delegate, reset_gap_s=gap)
+    session = StreamingSession(bundle, num_threads=options.threads, delegate=options.delegate, reset_gap_s=gap)
+    if options.self_test:
+        from edge.inspect import self_test
+
+        try:
+            self_test(bundle)  # the golden input must still give the golden output (catches damaged weights)
+        except (RuntimeError, ValueError) as exc:
+            raise BundleError(f"{bundle.path}: golden self-test could not run ({exc})") from None
+    return session
 
 
 def _say(out: IO[str] | None, text: str) -> None:

@@ -162,3 +162,24 @@ def test_stalled_source_exits_with_camera_lost(tiny_bundles: dict[str, Path]) ->
     proc = _run(tiny_bundles["int8"], "--source", "synthetic:stall_after=4,size=24x24", "--stall-timeout", "0.5",
                 timeout=30)
     _one_line_error(proc, "camera_lost")
+
+
+def test_self_test_catches_damaged_weights(tiny_bundles: dict[str, Path], tmp_path: Path) -> None:
+    """Weights changed with a matching sha256 pass every structural check; the golden pair does not."""
+    from edge.bundle import sha256_file
+    from edge.flatbuffer import _Reader
+
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundles["int8"], bundle)
+    model = bundle / "model.tflite"
+    data = bytearray(model.read_bytes())
+    r = _Reader(bytes(data), "m")
+    buffers = r.table(r.target(0, "root"), "Model").tables(4, "buffers")
+    start, n = max((b.vector(0, 1) for b in buffers), key=lambda v: v[1])  # the largest weight buffer
+    data[start:start + n] = bytes((v + 77) % 256 for v in data[start:start + n])
+    model.write_bytes(bytes(data))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"]["model.tflite"] = {"sha256": sha256_file(model), "size": len(data)}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    assert _run(bundle, "--source", "synthetic:frames=2,size=24x24").returncode == 0  # runs, silently wrong
+    _one_line_error(_run(bundle, "--source", "synthetic:frames=2,size=24x24", "--self-test"), "golden self-test failed")
