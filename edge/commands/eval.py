@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundles", nargs="+")
     p.add_argument("--clips", required=True, help=".npz clip set (clips, labels, label_names[, reference_probs])")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--meter", default="auto", help="auto, rapl or estimate:PROFILE")
+    p.add_argument("--meter", default="auto", help="auto, rapl, hwmon, ina219, pi5-pmic, csv:FILE or estimate:PROFILE")
     p.add_argument("--json")
 
 
