@@ -351,5 +351,28 @@ def build_window_model(model: Any) -> StepModel:
         raise ConversionError(f"model {model.name!r}: --window needs a fixed clip length, got input shape {shape}")
     name = "frame" if kind == "clip" else "sample"
     clip = keras.Input(shape, batch_size=1, name=name)
-    window = keras.Model({name: clip}, [model(clip)], name=f"{model.name}_window")
+    window = keras.Model({name: clip}, [_unrolled(model)(clip)], name=f"{model.name}_window")
     return StepModel(window, name, (1, *shape), (), kind, mask_value=None)
+
+
+def _unrolled(model: Any) -> Any:
+    """A copy of ``model`` with every recurrent layer unrolled over its fixed length.
+
+    A rolled Keras 3 LSTM/GRU becomes a TensorList WHILE loop that the builtin op
+    set cannot express; unrolled, the window is a plain feed-forward graph.
+    """
+    import keras
+
+    def clone(layer: Any) -> Any:
+        cfg = layer.get_config()
+        if isinstance(layer, keras.layers.RNN):
+            cfg["unroll"] = True
+        elif isinstance(layer, keras.layers.Bidirectional):
+            cfg["layer"]["config"]["unroll"] = True
+            if cfg.get("backward_layer"):
+                cfg["backward_layer"]["config"]["unroll"] = True
+        return layer.__class__.from_config(cfg)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
