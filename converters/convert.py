@@ -107,13 +107,13 @@ class Graph:
     flatbuffer: bytes = b""
 
 
-def _plan(model: Any, mode: Mode, fmt: Format) -> list[Graph]:
+def _plan(model: Any, mode: Mode, fmt: Format, length: int) -> list[Graph]:
     if fmt.parts:
         if mode is not Mode.STREAMING:
             raise ConversionError(f"{fmt.name} needs a streaming recurrent model (CNN front end + recurrent head); this one converts as {mode.value}")
         front, head = split_step_model(model)
         return [Graph(front, get_format(fmt.parts[0]), "front.tflite"), Graph(head, get_format(fmt.parts[1]), "head.tflite")]
-    step = build_window_model(model) if mode is Mode.WINDOW else build_step_model(model)
+    step = build_window_model(model, length) if mode is Mode.WINDOW else build_step_model(model)
     return [Graph(step, fmt, "model.tflite")]
 
 
@@ -165,7 +165,7 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
     model, card = load_run(run_dir)
     mode = resolve_mode(model, options.mode)
     what = f"{card['model']} ({fmt.name}, {mode.value})"
-    graphs = _plan(model, mode, fmt)
+    graphs = _plan(model, mode, fmt, int(card["input"]["shape"][0]))
     dataset = load_dataset(card["dataset"])
     pre = card["preprocessing"]
     x_train = to_float(dataset.train.x, pre)
