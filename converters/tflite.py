@@ -91,4 +91,4 @@ def check_ops(flatbuffer: bytes, fmt: Format, what: str) -> None:
         if fmt.integer_only and name not in _FLOAT_OK:
             floats = [tensors[i]["name"] for i in op["outputs"] if i >= 0 and np.dtype(tensors[i]["dtype"]).kind == "f"]
             if floats:
-                raise ConversionError(f"{what}: {fmt.name} is integer-only but op {name} produces float tensor {floats[0]!r}")
+                raise ConversionError(f"{what}: {fmt.name} is integer-only but op {name} has no integer kernel here (float tensor {floats[0]!r}); use float32/dynamic, or --streaming for recurrent models")
