@@ -38,6 +38,7 @@ class Case:
     precisions: tuple[str, ...] = ("float32", "int8", "int16x8")
     mode: str = "auto"
     epochs: int | None = None
+    patience: int | None = None
 
 
 def _dataset_for(kind: str, seed: int) -> str:
@@ -67,7 +68,7 @@ def cases(seed: int, only: list[str] | None = None) -> list[Case]:
         elif kind == "sequence":
             out.append(Case(name, name, data, precisions=("float32", "int8"), mode="window", epochs=120))
         else:
-            out.append(Case(name, name, data, epochs=15))
+            out.append(Case(name, name, data, epochs=40, patience=15))  # BatchNorm statistics need some epochs
     return [c for c in out if not only or c.name in only]
 
 
@@ -86,7 +87,7 @@ def run_case(case: Case, out: Path, seed: int, calibration: int) -> dict[str, An
     run_dir = out / "runs" / case.name
     t0 = time.perf_counter()
     if not (run_dir / "model_card.json").is_file():
-        train(case.model, case.dataset, run_dir, TrainConfig(epochs=case.epochs, seed=seed, overrides=case.overrides),
+        train(case.model, case.dataset, run_dir, TrainConfig(epochs=case.epochs, patience=case.patience, seed=seed, overrides=case.overrides),
               progress=lambda m: print(f"  {case.name}: {m}", flush=True))
     card = json.loads((run_dir / "model_card.json").read_text())
     row: dict[str, Any] = {"case": case.name, "model": case.model, "dataset": card["dataset"], "params": _params(run_dir),
