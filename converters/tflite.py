@@ -23,8 +23,19 @@ _FLOAT_OK = {"QUANTIZE", "DEQUANTIZE"}
 
 
 def export_saved_model(model: Any, directory: Path) -> Path:
-    """Export a Keras model's inference function as a SavedModel."""
-    model.export(str(directory), format="tf_saved_model", verbose=False)
+    """Export a Keras model's inference function as a SavedModel with fully static shapes.
+
+    Keras exports a polymorphic batch dimension by default, which adds
+    SHAPE/STRIDED_SLICE/PACK ops to every reshape (and SPACE_TO_BATCH_ND around
+    dilated convolutions) — dynamic shapes the Edge TPU cannot map. Our graphs
+    are batch 1, so the signature says so.
+    """
+    import tensorflow as tf
+
+    signature = [{
+        t.name.split(":")[0]: tf.TensorSpec(tuple(t.shape), t.dtype, name=t.name.split(":")[0]) for t in model.inputs
+    }]
+    model.export(str(directory), format="tf_saved_model", verbose=False, input_signature=signature)
     return directory
 
 
