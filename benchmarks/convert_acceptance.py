@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ def _dataset_for(kind: str, seed: int) -> str:
     from benchmarks.datasets import ucr_archive
 
     if kind == "clip":
-        return f"synthetic-actions:classes=6,clips=100,seed={seed}"
+        return f"synthetic-actions:classes=6,clips=200,seed={seed}"
     if kind == "sequence":
         return f"ucr:{ucr_archive('BasicMotions')},seed={seed}"
     return f"synthetic-shapes:classes=6,size=32,images=150,seed={seed}"
@@ -61,7 +62,7 @@ def cases(seed: int, only: list[str] | None = None) -> list[Case]:
         kind = entry.input_kind.value
         data = _dataset_for(kind, seed)
         if kind == "clip":
-            out.append(Case(name, name, data, precisions=("float32", "int8", "int16x8", "mixed", "mixed-int16x8"), epochs=15))
+            out.append(Case(name, name, data, precisions=("float32", "int8", "int16x8", "mixed", "mixed-int16x8"), epochs=40, patience=10))
         elif kind == "sequence" and entry.streamable:
             for cell in ("lstm", "gru"):
                 out.append(Case(f"{name}_{cell}", name, data, {"cell": cell, "units": (48, 48)}, epochs=120))
@@ -78,7 +79,7 @@ def _params(run_dir: Path) -> int:
     return int(keras.saving.load_model(run_dir / "model.keras", safe_mode=True).count_params())
 
 
-def run_case(case: Case, out: Path, seed: int, calibration: int) -> dict[str, Any]:
+def run_case(case: Case, out: Path, seed: int, calibration: int, fresh: bool) -> dict[str, Any]:
     """Train (or reuse) the run, convert each precision, collect verify.json numbers."""
     from converters.convert import ConvertOptions
     from converters.isolate import convert_run
@@ -97,8 +98,10 @@ def run_case(case: Case, out: Path, seed: int, calibration: int) -> dict[str, An
         bundle = out / "bundles" / f"{case.name}-{precision}"
         t1 = time.perf_counter()
         try:
+            if fresh and bundle.exists():
+                shutil.rmtree(bundle)
             if not (bundle / "verify.json").is_file():
-                convert_run(run_dir, bundle, ConvertOptions(precision, calibration, seed, case.mode))
+                convert_run(run_dir, bundle, ConvertOptions(precision, calibration_samples=calibration, seed=seed, mode=case.mode))
             verify = json.loads((bundle / "verify.json").read_text())
             manifest = json.loads((bundle / "manifest.json").read_text())
             size = sum(manifest["files"][g["file"]]["size"] for g in manifest["graphs"])
@@ -176,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--calibration-samples", type=int, default=3200)
     p.add_argument("--only", nargs="*", help="case names (default: all)")
+    p.add_argument("--fresh", action="store_true", help="re-convert bundles (trained runs are reused)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -183,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for case in cases(args.seed, args.only):
         print(f"{case.name}: {case.model} on {case.dataset}", flush=True)
-        rows.append(run_case(case, out, args.seed, args.calibration_samples))
+        rows.append(run_case(case, out, args.seed, args.calibration_samples, args.fresh))
         (out / "acceptance.json").write_text(json.dumps(_report(rows, t0), indent=2) + "\n")
     print(table(rows))
     print(f"wrote {out / 'acceptance.json'} ({time.perf_counter() - t0:.0f}s, load {os.getloadavg()[0]:.2f})")
