@@ -48,7 +48,7 @@ def _dataset_for(kind: str, seed: int) -> str:
     if kind == "clip":
         return f"synthetic-actions:classes=6,clips=200,seed={seed}"
     if kind == "sequence":
-        return f"ucr:{ucr_archive('BasicMotions')},seed={seed}"
+        return f"ucr:{ucr_archive('JapaneseVowels')},seed={seed}"  # 370 test sequences, variable length
     return f"synthetic-shapes:classes=6,size=32,images=150,seed={seed}"
 
 

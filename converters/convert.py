@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from converters.bundle import tensor_specs, write_manifest
-from converters.calibrate import collect_samples, collect_whole_inputs, split_samples
+from converters.calibrate import clip_states, collect_samples, collect_whole_inputs, split_samples
 from converters.formats import Format, get_format
 from converters.streaming import (
     StepModel,
@@ -45,6 +45,7 @@ class ConvertOptions:
     precision: str = "int8"
     calibration_samples: int = 3200
     calibration_stream: float = 0.25  # fraction of calibration steps from a long no-reset stream
+    cell_range_percentile: float = 99.5  # LSTM cell-state calibration range: this percentile of |c| (100: full range)
     seed: int = 0
     mode: str = "auto"
     verify: bool = True
@@ -61,6 +62,8 @@ def check_options(options: ConvertOptions) -> Format:
         raise ConversionError(f"{fmt.name} splits a step model into CNN front end and recurrent head; it has no --window form")
     if fmt.calibrate and options.calibration_samples < 1:
         raise ConversionError(f"{fmt.name} needs --calibration-samples >= 1")
+    if not 50.0 <= options.cell_range_percentile <= 100.0:
+        raise ConversionError(f"--cell-range-percentile must be in [50, 100], got {options.cell_range_percentile}")
     if not 0.0 <= options.calibration_stream < 1.0:
         raise ConversionError(f"--calibration-stream must be in [0, 1), got {options.calibration_stream}")
     return fmt
@@ -173,6 +176,9 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
     pre = card["preprocessing"]
     x_train = to_float(dataset.train.x, pre)
     samples = _calibration(graphs, model, mode, x_train, options.calibration_samples, options.calibration_stream)
+    cells = [st for g in graphs for st in g.step.states if st.kind == "lstm_c"]
+    if cells and options.cell_range_percentile < 100:
+        samples = [clip_states(s, cells, options.cell_range_percentile) if s else s for s in samples]
     graph_specs, states = [], []
     for g, s in zip(graphs, samples):
         flatbuffer = convert_graph(g.step.model, g.fmt, s, what)

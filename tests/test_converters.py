@@ -137,6 +137,18 @@ def test_nan_and_constant_calibration_refused_by_name() -> None:
         validate_samples(const)
 
 
+def test_cell_state_range_clipped_at_percentile() -> None:
+    from converters.calibrate import clip_states
+    from converters.streaming import StepState
+
+    cell = StepState("state_0_c", 2, (1, 4), "lstm_c")
+    samples = [{"state_0_c": np.full((1, 4), float(v), np.float32), "state_0_h": np.full((1, 4), float(v), np.float32)} for v in range(-100, 101)]
+    clipped = clip_states(samples, [cell], 90.0)
+    c = np.stack([s["state_0_c"] for s in clipped])
+    assert c.max() == pytest.approx(90.0) and c.min() == pytest.approx(-90.0)
+    assert np.stack([s["state_0_h"] for s in clipped]).max() == 100.0  # other inputs untouched
+
+
 def test_lambda_layer_refused(tmp_path: Path) -> None:
     import keras
 
