@@ -113,7 +113,8 @@ def clip_states(samples: list[dict[str, np.ndarray]], states: list[Any], percent
     percentile buys finer steps where ``tanh`` is steep; the runtime's
     requantization then saturates the fed-back state at the same limit.
     """
-    limits = {s.name: float(np.percentile(np.abs(np.concatenate([d[s.name].ravel() for d in samples])), percentile)) for s in states}
+    present = [s for s in states if s.name in samples[0]]  # the CNN front end of a mixed bundle has none
+    limits = {s.name: float(np.percentile(np.abs(np.concatenate([d[s.name].ravel() for d in samples])), percentile)) for s in present}
     return [{k: (np.clip(v, -limits[k], limits[k]) if k in limits else v) for k, v in d.items()} for d in samples]
 
 
