@@ -26,7 +26,7 @@ from converters.streaming import (
     streaming_problem,
 )
 from converters.tflite import convert_graph
-from edge.errors import ConversionError, DataError
+from edge.errors import BundleError, ConversionError, DataError
 from edge.streaming import Mode
 from training.versions import library_versions
 
@@ -176,15 +176,20 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
     pre = card["preprocessing"]
     x_train = to_float(dataset.train.x, pre)
     samples = _calibration(graphs, model, mode, x_train, options.calibration_samples, options.calibration_stream)
-    cells = [st for g in graphs for st in g.step.states if st.kind == "lstm_c"]
-    if cells and options.cell_range_percentile < 100:
-        samples = [clip_states(s, cells, options.cell_range_percentile) if s else s for s in samples]
+    if options.cell_range_percentile < 100:  # int8 only: int16 has the resolution for the full range
+        samples = [
+            clip_states(s, [st for st in g.step.states if st.kind == "lstm_c"], options.cell_range_percentile) if s and g.fmt.ops == "int8" else s
+            for g, s in zip(graphs, samples)
+        ]
     graph_specs, states = [], []
     for g, s in zip(graphs, samples):
         flatbuffer = convert_graph(g.step.model, g.fmt, s, what)
         path = out_dir / g.file
         path.write_bytes(flatbuffer)
-        interpreter = make_interpreter(path)  # first load happens here, in the worker
+        try:
+            interpreter = make_interpreter(path)  # first load happens here, in the worker
+        except BundleError as exc:
+            raise ConversionError(f"{what}: the converted {g.file} does not load ({str(exc)[:200]})") from None
         runner = interpreter.get_signature_runner("serving_default")
         in_roles, out_roles = _roles(g.step)
         graph_specs.append({
