@@ -31,7 +31,7 @@ CELLS = ("lstm", "gru")
 
 @dataclass(frozen=True)
 class RnnConfig:
-    """Sequence shape, optional causal-conv front end, recurrent stack, head."""
+    """Sensor/feature sequences of any length: optional causal Conv1D -> LSTM/GRU stack -> softmax."""
 
     timesteps: int = 0  # 0: variable length (None)
     features: int = 6
@@ -112,7 +112,7 @@ class TinyRnnConfig(RnnConfig):
     conv_dilation: int = 2
 
 
-@register_model("test_rnn", TinyRnnConfig, "sequence")
+@register_model("test_rnn", TinyRnnConfig, "sequence", fit=_FIT)
 def test_rnn(cfg: TinyRnnConfig) -> Any:
     return build_rnn(cfg)
 
@@ -126,17 +126,19 @@ class TinyGruConfig(TinyRnnConfig):
     conv_filters: int = 0
 
 
-@register_model("test_rnn_gru", TinyGruConfig, "sequence")
+@register_model("test_rnn_gru", TinyGruConfig, "sequence", fit=_FIT)
 def test_rnn_gru(cfg: TinyGruConfig) -> Any:
     return build_rnn(cfg)
 
 
 @dataclass(frozen=True)
 class TinyBidirConfig(TinyRnnConfig):
+    """Seconds-to-train bidirectional variant (not streamable)."""
+
     units: tuple[int, ...] = (6,)
     bidirectional: bool = True
 
 
-@register_model("test_rnn_bidir", TinyBidirConfig, "sequence", streamable=False)
+@register_model("test_rnn_bidir", TinyBidirConfig, "sequence", streamable=False, fit=_FIT)
 def test_rnn_bidir(cfg: TinyBidirConfig) -> Any:
     return build_rnn(cfg)
