@@ -50,7 +50,8 @@ class TrainConfig:
     def resolved(self, entry: ModelEntry) -> "TrainConfig":
         """This config with every ``None`` filled from the model's fit defaults."""
         fit = dataclasses.asdict(entry.fit)
-        return dataclasses.replace(self, **{k: fit[k] for k in fit if getattr(self, k) is None})
+        filled = {k: fit[k] for k in fit if getattr(self, k) is None}
+        return dataclasses.replace(self, **filled, distribute=Distribution(self.distribute))
 
 
 def seed_everything(seed: int) -> None:
