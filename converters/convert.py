@@ -110,10 +110,10 @@ class Graph:
     step: StepModel
     fmt: Format
     file: str
-    flatbuffer: bytes = b""
 
 
 def _plan(model: Any, mode: Mode, fmt: Format, length: int) -> list[Graph]:
+    """The graphs to convert: one step/window/single graph, or front end + head for split formats."""
     if fmt.parts:
         if mode is not Mode.STREAMING:
             raise ConversionError(f"{fmt.name} needs a streaming recurrent model (CNN front end + recurrent head); this one converts as {mode.value}")
@@ -137,8 +137,7 @@ def _calibration(graphs: list[Graph], model: Any, mode: Mode, x_train: np.ndarra
 
 
 def _roles(step: StepModel) -> tuple[dict[str, str], dict[str, str]]:
-    in_role = "frame" if step.frame_input == "frame" else step.frame_input  # frame, sample or features
-    in_roles = {step.frame_input: in_role, **{s.name: "state" for s in step.states}}
+    in_roles = {step.frame_input: step.frame_input, **{s.name: "state" for s in step.states}}  # frame, sample or features
     out_roles = {"output_0": step.output_role, **{f"output_{s.output_index}": "state" for s in step.states}}
     return in_roles, out_roles
 
