@@ -1,0 +1,81 @@
+"""``hybrid-edge eval`` on dataset specs and clip sets: metrics, JSON shape, references."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.errors import DataError
+from edge.evalsets import real_steps
+from edge.metrics import confusion_matrix, macro_f1
+
+from conftest import TINY_SPEC
+
+BLOCK_TF = "import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None; from edge.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """The CLI in a fresh process where importing TensorFlow or Keras fails."""
+    return subprocess.run([sys.executable, "-c", BLOCK_TF, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_macro_f1_and_confusion_by_hand() -> None:
+    cm = confusion_matrix(np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 1, 0]), 4)
+    assert cm.tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]]
+    # class 0: p=1/2 r=1/2 f=1/2; class 1: p=2/3 r=1 f=0.8; class 2: f=0; class 3 absent
+    assert macro_f1(cm) == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+
+
+def test_real_steps_trims_nan_padding_or_uses_lengths() -> None:
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    x[4:] = np.nan
+    assert real_steps(x, None).shape == (4, 2)
+    assert real_steps(x, 3).shape == (3, 2)
+    with pytest.raises(DataError):
+        real_steps(np.full((3, 2), np.nan, np.float32), None)
+
+
+def test_eval_dataset_spec_with_float_bundle_and_keras_reference(tiny_bundles: dict[str, Path], tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    proc = run_cli("eval", str(tiny_bundles["float32"]), str(tiny_bundles["int8"]), "--dataset", TINY_SPEC,
+                   "--reference", str(tiny_run), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["reference"] == f"keras:{tiny_run}"
+    f32, i8 = result["bundles"]
+    n = result["items"]
+    for b in (f32, i8):
+        assert set(b) >= {"path", "precision", "accuracy", "macro_f1", "agreement_with_float", "confusion", "prob_error"}
+        cm = np.array(b["confusion"])
+        assert cm.shape == (4, 4) and cm.sum() == n == b["clips"]
+        assert b["accuracy"] == pytest.approx(np.trace(cm) / n)
+        assert b["frames"] == n * 6 and not b["tensorflow_imported"]
+    # the float bundle streams the same function as the Keras model over the whole clip
+    assert f32["agreement_with_float"] == 1.0 and f32["prob_error"]["max"] < 1e-4
+    assert i8["precision"] == "int8" and i8["prob_error"]["mean"] < 0.03
+    assert "agreement 1.000" in proc.stdout
+
+
+def test_eval_float_bundle_in_same_call_is_the_reference(tiny_bundles: dict[str, Path], tiny_clips: Path, tmp_path: Path) -> None:
+    from edge.evaluate import evaluate_bundles, load_clipset
+
+    clips = load_clipset(tiny_clips)
+    result = evaluate_bundles([tiny_bundles["int8"], tiny_bundles["float32"]], clips.subset(5))
+    assert result["reference"] == f"bundle:{tiny_bundles['float32']}" and result["items"] == 5
+    i8, f32 = result["bundles"]
+    assert f32["agreement_with_float"] == 1.0 and f32["prob_error"]["max"] == 0.0
+    assert 0.0 <= i8["agreement_with_float"] <= 1.0 and i8["prob_error"]["max"] > 0.0
+
+
+def test_eval_errors_are_one_line(tiny_bundles: dict[str, Path], tmp_path: Path) -> None:
+    proc = run_cli("eval", str(tiny_bundles["int8"]), "--clips", str(tmp_path / "missing.npz"))
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "clip set not found" in proc.stderr
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, clips=np.zeros((2, 6, 24, 24, 3), np.uint8), labels=np.zeros(2, np.int64), label_names=np.array(["a", "b"]))
+    proc = run_cli("eval", str(tiny_bundles["int8"]), "--clips", str(wrong))
+    assert proc.returncode == 2 and "labels" in proc.stderr
