@@ -189,7 +189,7 @@ def tables(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
 
 def to_markdown(doc: dict[str, Any]) -> str:
     lines = [f"# Benchmark report ({doc['started_utc']})", "",
-             f"Data: {doc['data']['source'] + ' (' + str(doc['data']['items']) + ' items)' if doc.get('data') else 'seeded random inputs'}. "
+             f"Data: {doc['data']['source'] if doc.get('data') else 'seeded random inputs'}. "
              f"Run rules: {doc['config']['warmup']} warm-up steps excluded; each of {doc['config']['repeats']} repeats "
              f"runs at least {doc['config']['runs']} steps and {doc['config']['min_seconds']} s.", ""]
     for title, header, rows in tables(doc):
