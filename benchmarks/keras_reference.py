@@ -16,7 +16,7 @@ import numpy as np
 
 
 def reference_probs(run_dir: Path, clips: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
-    """Predict with the float model; variable-length items run one by one on their real steps."""
+    """Predict with the float model; variable-length items (front-padded) run one by one on their real steps."""
     import keras
 
     from training.train import to_float
@@ -27,7 +27,7 @@ def reference_probs(run_dir: Path, clips: np.ndarray, lengths: np.ndarray | None
     time_dim = model.inputs[0].shape[1] if len(model.inputs[0].shape) > 2 else None
     variable = lengths is not None and len(model.inputs[0].shape) == 3 and time_dim is None
     if variable:
-        return np.concatenate([model.predict(x[i : i + 1, : int(n)], verbose=0) for i, n in enumerate(lengths)])
+        return np.concatenate([model.predict(x[i : i + 1, x.shape[1] - int(n) :], verbose=0) for i, n in enumerate(lengths)])
     return model.predict(np.nan_to_num(x), batch_size=64, verbose=0)
 
 

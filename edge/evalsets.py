@@ -75,14 +75,21 @@ def load_dataset_split(spec: str, split: str = "test") -> ClipSet:
 
 
 def real_steps(item: np.ndarray, length: int | None) -> np.ndarray:
-    """The real steps of one sequence: its first ``length`` steps, else drop trailing all-NaN padding."""
+    """The real steps of one sequence.
+
+    Variable-length series are front-padded (``training.data``): with ``length``
+    the real steps are the last ``length``; without it, all-NaN padding steps
+    at either end are dropped.
+    """
     if length is not None:
-        return item[: int(length)]
+        if not 0 < int(length) <= len(item):
+            raise DataError(f"sequence length {length} outside 1..{len(item)}")
+        return item[len(item) - int(length) :]
     if item.dtype.kind == "f" and item.ndim >= 2:
         valid = ~np.isnan(item.reshape(len(item), -1)).all(axis=1)
+        if not valid.any():
+            raise DataError("a sequence has no real (non-NaN) steps")
         if not valid.all():
-            last = int(np.flatnonzero(valid)[-1]) + 1 if valid.any() else 0
-            if last == 0:
-                raise DataError("a sequence has no real (non-NaN) steps")
-            return item[:last]
+            idx = np.flatnonzero(valid)
+            return item[idx[0] : idx[-1] + 1]
     return item

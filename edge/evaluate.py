@@ -65,6 +65,10 @@ class ItemStepper:
         self.input_spec = first.input("frame") if "frame" in roles else first.input("sample")
         self.is_sample = self.input_spec.role == "sample"
         self.probs_spec = bundle.graphs[-1].output("probabilities").as_adapter_spec()
+        pre = bundle.preprocessing
+        self._mean = np.asarray(pre.mean, np.float32)
+        self._std = np.asarray(pre.std, np.float32)
+        self._standardise = bool(np.any(self._mean != 0) or np.any(self._std != 1))
         extra_dims = 2 if session.mode is Mode.WINDOW else 1
         self.step_ndim = len(self.input_spec.shape) - extra_dims
 
@@ -78,11 +82,16 @@ class ItemStepper:
             return real_steps(item, length)
         raise DataError(f"item of shape {item.shape} does not fit input {self.input_spec.name!r} {list(self.input_spec.shape)}")
 
+    def standardise(self, x: np.ndarray) -> np.ndarray:
+        """A float series sample in model units: per-feature ``(x - mean) / std`` from the manifest."""
+        x = np.asarray(x, np.float32)
+        return (x - self._mean) / self._std if self._standardise else x
+
     def step(self, x: np.ndarray) -> tuple[np.ndarray, float, float, float]:
         """One step: (probabilities, preprocess ms, invoke ms, postprocess ms)."""
         t0 = time.perf_counter()
         if self.is_sample:
-            encoded = adapters.quantize(np.asarray(x, np.float32), self.input_spec.as_adapter_spec())
+            encoded = adapters.quantize(self.standardise(x), self.input_spec.as_adapter_spec())
         else:
             encoded = self.session.encode(x)
         t1 = time.perf_counter()

@@ -31,11 +31,11 @@ def test_macro_f1_and_confusion_by_hand() -> None:
     assert macro_f1(cm) == pytest.approx((0.5 + 0.8 + 0.0) / 3)
 
 
-def test_real_steps_trims_nan_padding_or_uses_lengths() -> None:
+def test_real_steps_drops_front_padding_or_uses_lengths() -> None:
     x = np.arange(12, dtype=np.float32).reshape(6, 2)
-    x[4:] = np.nan
-    assert real_steps(x, None).shape == (4, 2)
-    assert real_steps(x, 3).shape == (3, 2)
+    x[:2] = np.nan  # front padding, as training.data writes it
+    assert real_steps(x, None).tolist() == x[2:].tolist()
+    assert real_steps(x, 3).tolist() == x[3:].tolist()
     with pytest.raises(DataError):
         real_steps(np.full((3, 2), np.nan, np.float32), None)
 
