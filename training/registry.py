@@ -3,36 +3,71 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from edge.errors import HybridEdgeError
 
-_MODULES = ("training.models.cnn_rnn",)
+_MODULES = ("training.models.cnn", "training.models.rnn", "training.models.cnn_rnn")
+
+
+class InputKind(str, enum.Enum):
+    """What one model input sample is (the value is what model cards record)."""
+
+    CLIP = "clip"  # (T, H, W, C) float frames
+    SEQUENCE = "sequence"  # (T, F) float feature vectors, T may be None (variable length)
+    IMAGE = "image"  # (H, W, C) float frame
+
+
+@dataclass(frozen=True)
+class FitDefaults:
+    """Training-loop defaults that suit a model (the CLI's flags override them)."""
+
+    epochs: int = 20
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    patience: int = 5
+    monitor: str = "val_accuracy"  # early stopping + best-weights restore watch this
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered builder, its config class, and whether it runs as a step model."""
+    """A registered builder, its config class, its input kind, and whether it runs as a step model."""
 
     name: str
     builder: Callable[[Any], Any]
     config_cls: type
     streamable: bool
     test_variant: bool
+    input_kind: InputKind = InputKind.CLIP
+    fit: FitDefaults = field(default_factory=FitDefaults)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, config_cls: type, streamable: bool = True) -> Callable:
-    """Decorator: ``@register_model("cnn_lstm", CnnRnnConfig)`` on ``build(config) -> keras.Model``."""
+def register_model(
+    name: str,
+    config_cls: type,
+    input_kind: InputKind | str,
+    streamable: bool = True,
+    fit: FitDefaults | None = None,
+) -> Callable:
+    """Decorator: ``@register_model("cnn_lstm", CnnRnnConfig, "clip")`` on ``build(config) -> keras.Model``.
+
+    ``streamable`` means the model can be rebuilt as a one-step model with
+    external state from the same weights (see the contract in
+    :mod:`training.models`); image models are not sequence models, so ``False``.
+    """
 
     def wrap(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelEntry(name, fn, config_cls, streamable, name.startswith("test_"))
+        _REGISTRY[name] = ModelEntry(
+            name, fn, config_cls, streamable, name.startswith("test_"), InputKind(input_kind), fit or FitDefaults()
+        )
         return fn
 
     return wrap
@@ -43,10 +78,17 @@ def _load() -> None:
         importlib.import_module(module)
 
 
-def list_models(include_tests: bool = True) -> list[str]:
-    """Registered model names, sorted."""
+def list_models(include_tests: bool = True, input_kind: InputKind | str | None = None, streamable: bool | None = None) -> list[str]:
+    """Registered model names, sorted, optionally filtered by input kind / streamability."""
     _load()
-    return sorted(n for n, e in _REGISTRY.items() if include_tests or not e.test_variant)
+    kind = InputKind(input_kind) if input_kind is not None else None
+    return sorted(
+        n
+        for n, e in _REGISTRY.items()
+        if (include_tests or not e.test_variant)
+        and (kind is None or e.input_kind == kind)
+        and (streamable is None or e.streamable == streamable)
+    )
 
 
 def get_entry(name: str) -> ModelEntry:

@@ -2,8 +2,10 @@
 
 A run directory holds ``model.keras``, ``config.json`` (model + training
 settings), ``model_card.json`` (labels, input spec, preprocessing, metrics,
-dataset spec, seed, versions) and ``history.json``. It is written to a temporary
-sibling and renamed at the end, so a failed run never looks complete.
+dataset spec, seed, versions), ``history.json`` and ``tensorboard/`` logs. It
+is written to a temporary sibling and renamed at the end, so a failed run never
+looks complete. Under ``--distribute multi-worker`` only the chief writes it;
+the other workers write to a temporary directory that is removed.
 """
 
 from __future__ import annotations
@@ -22,20 +24,31 @@ import numpy as np
 
 from edge.errors import HybridEdgeError
 from training.data import Dataset, load_dataset
-from training.registry import create_model, get_entry, make_config
+from training.distribute import Distribution, make_strategy
+from training.registry import ModelEntry, create_model, get_entry, make_config
 from training.versions import library_versions
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training-loop settings, saved as JSON beside the model."""
+    """Training-loop settings, saved as JSON beside the model.
 
-    epochs: int = 20
-    batch_size: int = 16
-    learning_rate: float = 2e-3
-    patience: int = 5
+    ``None`` takes the model's registered :class:`~training.registry.FitDefaults`.
+    """
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    patience: int | None = None
+    monitor: str | None = None
     seed: int = 0
+    distribute: Distribution = Distribution.NONE
     overrides: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self, entry: ModelEntry) -> "TrainConfig":
+        """This config with every ``None`` filled from the model's fit defaults."""
+        fit = dataclasses.asdict(entry.fit)
+        return dataclasses.replace(self, **{k: fit[k] for k in fit if getattr(self, k) is None})
 
 
 def seed_everything(seed: int) -> None:
@@ -49,20 +62,35 @@ def seed_everything(seed: int) -> None:
 
 
 def to_float(x: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
-    """uint8 frames -> float32 model input, the same arithmetic the runtime uses."""
+    """Raw dataset samples -> float32 model input, the same arithmetic the runtime uses.
+
+    uint8 frames are multiplied by ``scale``. Float sequences are standardised
+    per feature with ``mean``/``std`` (when present) and their padding (NaN)
+    becomes the mask value 0.0.
+    """
     if x.dtype == np.uint8:
         return x.astype(np.float32) * np.float32(preprocessing.get("scale", 1.0 / 255.0))
-    return x.astype(np.float32)
+    out = x.astype(np.float32)
+    if "mean" in preprocessing and "std" in preprocessing and out.ndim >= 1:
+        out = (out - np.asarray(preprocessing["mean"], np.float32)) / np.asarray(preprocessing["std"], np.float32)
+    return np.nan_to_num(out, nan=float(preprocessing.get("pad_value", 0.0)))
 
 
-def _shape_overrides(name: str, dataset: Dataset) -> dict[str, Any]:
-    """Fit the model's input/output sizes to the dataset."""
-    cfg = get_entry(name).config_cls()
-    fields = {f.name for f in dataclasses.fields(cfg)}
+def _shape_overrides(entry: ModelEntry, dataset: Dataset) -> dict[str, Any]:
+    """Fit the model's input/output sizes to the dataset (after checking the input kinds match)."""
+    if entry.input_kind.value != dataset.kind:
+        raise HybridEdgeError(
+            f"model {entry.name!r} takes {entry.input_kind.value} inputs but dataset {dataset.spec!r} gives {dataset.kind} samples"
+        )
+    fields = {f.name for f in dataclasses.fields(entry.config_cls)}
     shape = dataset.train.x.shape[1:]
     out: dict[str, Any] = {"num_classes": dataset.num_classes} if "num_classes" in fields else {}
     if {"frames", "height", "width", "channels"} <= fields and len(shape) == 4:
         out.update(frames=shape[0], height=shape[1], width=shape[2], channels=shape[3])
+    elif {"height", "width", "channels"} <= fields and len(shape) == 3:
+        out.update(height=shape[0], width=shape[1], channels=shape[2])
+    elif "features" in fields and len(shape) == 2:
+        out.update(features=shape[1])  # timesteps stay as configured: 0 = any length
     return out
 
 
@@ -74,58 +102,97 @@ def train(
     progress: Callable[[str], None] = print,
     dataset: Dataset | None = None,
 ) -> Path:
-    """Train ``model_name`` on ``dataset_spec``; return the finished run directory."""
+    """Train ``model_name`` on ``dataset_spec``; return the finished run directory.
+
+    Raises:
+        HybridEdgeError: bad model/dataset/settings, or ``out`` exists and is not empty.
+    """
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise HybridEdgeError(f"{out}: run directory exists and is not empty")
+    entry = get_entry(model_name)
+    config = config.resolved(entry)
+    strategy, is_chief = make_strategy(config.distribute)  # before any other TF work (multi-worker needs it)
     seed_everything(config.seed)
     import keras
 
     t0 = time.perf_counter()
     dataset = dataset or load_dataset(dataset_spec)
     progress(f"dataset {dataset.spec}: train {len(dataset.train.y)}, val {len(dataset.val.y)}, test {len(dataset.test.y)} ({time.perf_counter() - t0:.1f}s)")
-    model_cfg = make_config(model_name, {**_shape_overrides(model_name, dataset), **config.overrides})
-    model = create_model(model_name, model_cfg)
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    if len(dataset.train.y) == 0 or len(dataset.test.y) == 0:
+        raise HybridEdgeError(f"dataset {dataset.spec!r} has an empty train or test split")
+    model_cfg = make_config(model_name, {**_shape_overrides(entry, dataset), **config.overrides})
+    with strategy.scope():
+        model = create_model(model_name, model_cfg)
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
     pre = dataset.preprocessing
     x_train, x_val, x_test = (to_float(s.x, pre) for s in (dataset.train, dataset.val, dataset.test))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    has_val = len(dataset.val.y) > 0
+    monitor = config.monitor if has_val else str(config.monitor).removeprefix("val_")
+    if is_chief:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="hybrid-edge-worker-"))
     try:
         callbacks = [
-            keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience, restore_best_weights=True, mode="max"),
-            _ProgressCallback(progress, config.epochs),
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=config.patience, restore_best_weights=True, mode="min" if monitor.endswith("loss") else "max"
+            ),
+            keras.callbacks.TensorBoard(log_dir=str(tmp / "tensorboard"), histogram_freq=0, write_graph=False),
+            _ProgressCallback(progress, int(config.epochs)),
         ]
         history = model.fit(
-            x_train, dataset.train.y, validation_data=(x_val, dataset.val.y),
+            x_train, dataset.train.y, validation_data=(x_val, dataset.val.y) if has_val else None,
             epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=callbacks,
         )
         test_loss, test_acc = model.evaluate(x_test, dataset.test.y, verbose=0, batch_size=64)
         progress(f"test accuracy {test_acc:.3f} ({time.perf_counter() - t0:.1f}s)")
         model.save(tmp / "model.keras")
-        _write_json(tmp / "config.json", {"model": model_name, "model_config": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(config), "dataset": dataset.spec})
+        _write_json(tmp / "config.json", {
+            "model": model_name,
+            "model_config": dataclasses.asdict(model_cfg),
+            "train": {**dataclasses.asdict(config), "distribute": config.distribute.value},
+            "dataset": dataset.spec,
+        })
         _write_json(tmp / "history.json", {k: [float(v) for v in vals] for k, vals in history.history.items()})
         _write_json(tmp / "model_card.json", {
             "model": model_name,
             "labels": list(dataset.label_names),
-            "input": {"shape": list(dataset.train.x.shape[1:]), "dtype": str(dataset.train.x.dtype), "kind": dataset.kind},
+            "input": {
+                "shape": list(dataset.train.x.shape[1:]),
+                "dtype": str(dataset.train.x.dtype),
+                "kind": dataset.kind,
+                "model_shape": [d for d in model.inputs[0].shape[1:]],
+                "variable_length": dataset.train.lengths is not None,
+            },
             "preprocessing": pre,
-            "metrics": {"test_accuracy": float(test_acc), "test_loss": float(test_loss), "epochs_run": len(history.history["loss"])},
+            "metrics": {
+                "test_accuracy": float(test_acc),
+                "test_loss": float(test_loss),
+                "epochs_run": len(history.history["loss"]),
+                "train_seconds": round(time.perf_counter() - t0, 2),
+            },
             "dataset": dataset.spec,
             "seed": config.seed,
-            "streamable": get_entry(model_name).streamable,
+            "streamable": entry.streamable,
             "versions": library_versions(),
         })
+        if not is_chief:
+            return out
         if out.exists():
             out.rmdir()
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if not is_chief:
+            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -145,9 +212,10 @@ class _ProgressCallback:
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
+                val = f" val_loss {logs['val_loss']:.3f} val_acc {logs.get('val_accuracy', 0):.3f}" if "val_loss" in logs else ""
                 progress(
-                    f"epoch {epoch + 1}/{epochs}: loss {logs.get('loss', 0):.3f} acc {logs.get('accuracy', 0):.3f} "
-                    f"val_acc {logs.get('val_accuracy', 0):.3f} ({time.perf_counter() - self._t:.1f}s)"
+                    f"epoch {epoch + 1}/{epochs}: loss {logs.get('loss', 0):.3f} acc {logs.get('accuracy', 0):.3f}"
+                    f"{val} ({time.perf_counter() - self._t:.1f}s)"
                 )
 
         return Progress()

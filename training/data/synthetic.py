@@ -130,7 +130,7 @@ def load_synthetic(path: str | None, options: dict[str, str]) -> Dataset:
     spec = "synthetic-actions:" + ",".join(f"{k}={v}" for k, v in asdict(cfg).items())
     return Dataset(
         spec=spec,
-        kind="video",
+        kind="clip",
         label_names=ACTIONS[: cfg.classes],
         train=Split(clips[:n_train], labels[:n_train]),
         val=Split(clips[n_train : n_train + n_val], labels[n_train : n_train + n_val]),

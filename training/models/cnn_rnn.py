@@ -2,15 +2,20 @@
 
 Layer names are part of the contract with :mod:`converters.streaming`: the
 per-frame encoder is the sub-model ``frame_encoder``, recurrent layers are
-``rnn_0``, ``rnn_1``…, the classifier is ``classifier``. The encoder keeps
-spatial layout (Flatten, not global pooling) because where the shape *is* in
-each frame is what tells motion apart.
+``rnn_0``, ``rnn_1``…, the classifier is ``classifier``.
+
+Encoder backbones: ``custom`` (strided 3×3 convs, Flatten: it keeps spatial
+layout, because where the shape *is* in each frame is what tells motion
+apart), or either image backbone of :mod:`training.models.cnn` (``separable``,
+``mobilenet_v3_small``) followed by global average pooling.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge.errors import HybridEdgeError
+from training.models.cnn import BACKBONES, backbone_features
 from training.registry import register_model
 
 
@@ -29,6 +34,9 @@ class CnnRnnConfig:
     cell: str = "lstm"
     dropout: float = 0.3
     batch_norm: bool = False
+    backbone: str = "custom"  # or "separable" / "mobilenet_v3_small"
+    alpha: float = 1.0  # width multiplier of the image backbones
+    minimalistic: bool = False  # mobilenet_v3_small without hard-swish/SE
 
 
 def build_cnn_rnn(cfg: CnnRnnConfig):
@@ -38,12 +46,18 @@ def build_cnn_rnn(cfg: CnnRnnConfig):
 
     enc_in = keras.Input((cfg.height, cfg.width, cfg.channels), name="frame")
     x = enc_in
-    for i, f in enumerate(cfg.filters):
-        x = layers.Conv2D(f, 3, strides=2, padding="same", use_bias=not cfg.batch_norm, name=f"conv_{i}")(x)
-        if cfg.batch_norm:  # folded into the conv by the converter
-            x = layers.BatchNormalization(name=f"bn_{i}")(x)
-        x = layers.ReLU(name=f"relu_{i}")(x)
-    x = layers.Flatten(name="flatten")(x)
+    if cfg.backbone == "custom":
+        for i, f in enumerate(cfg.filters):
+            x = layers.Conv2D(f, 3, strides=2, padding="same", use_bias=not cfg.batch_norm, name=f"conv_{i}")(x)
+            if cfg.batch_norm:  # folded into the conv by the converter
+                x = layers.BatchNormalization(name=f"bn_{i}")(x)
+            x = layers.ReLU(name=f"relu_{i}")(x)
+        x = layers.Flatten(name="flatten")(x)
+    elif cfg.backbone in BACKBONES:
+        x = backbone_features(x, cfg.backbone, cfg.alpha, filters=cfg.filters, minimalistic=cfg.minimalistic)
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
+    else:
+        raise HybridEdgeError(f"unknown backbone {cfg.backbone!r}; choose one of custom, {', '.join(BACKBONES)}")
     if cfg.dropout:
         x = layers.Dropout(cfg.dropout, name="flatten_dropout")(x)
     x = layers.Dense(cfg.embed, activation="relu", name="embed")(x)
@@ -51,6 +65,8 @@ def build_cnn_rnn(cfg: CnnRnnConfig):
 
     clip = keras.Input((cfg.frames, cfg.height, cfg.width, cfg.channels), name="clip")
     y = layers.TimeDistributed(encoder, name="frame_encoder_td")(clip)
+    if cfg.cell not in ("lstm", "gru"):
+        raise HybridEdgeError(f"unknown cell {cfg.cell!r}; choose lstm or gru")
     rnn_cls = {"lstm": layers.LSTM, "gru": layers.GRU}[cfg.cell]
     for i, units in enumerate(cfg.units):
         last = i == len(cfg.units) - 1
@@ -61,8 +77,18 @@ def build_cnn_rnn(cfg: CnnRnnConfig):
     return keras.Model(clip, out, name=f"cnn_{cfg.cell}")
 
 
-@register_model("cnn_lstm", CnnRnnConfig)
+@register_model("cnn_lstm", CnnRnnConfig, "clip")
 def cnn_lstm(cfg: CnnRnnConfig):
+    return build_cnn_rnn(cfg)
+
+
+@dataclass(frozen=True)
+class CnnGruConfig(CnnRnnConfig):
+    cell: str = "gru"
+
+
+@register_model("cnn_gru", CnnGruConfig, "clip")
+def cnn_gru(cfg: CnnGruConfig):
     return build_cnn_rnn(cfg)
 
 
@@ -79,6 +105,38 @@ class TinyCnnRnnConfig(CnnRnnConfig):
     units: tuple[int, ...] = (8,)
 
 
-@register_model("test_cnn_lstm", TinyCnnRnnConfig)
+@register_model("test_cnn_lstm", TinyCnnRnnConfig, "clip")
 def test_cnn_lstm(cfg: TinyCnnRnnConfig):
+    return build_cnn_rnn(cfg)
+
+
+@dataclass(frozen=True)
+class TinyCnnGruConfig(TinyCnnRnnConfig):
+    """Tiny GRU variant on the depthwise-separable backbone."""
+
+    cell: str = "gru"
+    backbone: str = "separable"
+    alpha: float = 0.25
+    filters: tuple[int, ...] = (8, 16)
+
+
+@register_model("test_cnn_gru", TinyCnnGruConfig, "clip")
+def test_cnn_gru(cfg: TinyCnnGruConfig):
+    return build_cnn_rnn(cfg)
+
+
+@dataclass(frozen=True)
+class TinyCnnMobilenetConfig(TinyCnnRnnConfig):
+    """Tiny LSTM variant on a minimalistic MobileNetV3-Small encoder (32×32 frames)."""
+
+    frames: int = 4
+    height: int = 32
+    width: int = 32
+    backbone: str = "mobilenet_v3_small"
+    alpha: float = 0.75
+    minimalistic: bool = True
+
+
+@register_model("test_cnn_lstm_mobilenet", TinyCnnMobilenetConfig, "clip")
+def test_cnn_lstm_mobilenet(cfg: TinyCnnMobilenetConfig):
     return build_cnn_rnn(cfg)
