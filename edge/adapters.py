@@ -63,3 +63,28 @@ def requantize(values: np.ndarray, src: Mapping[str, Any], dst: Mapping[str, Any
 def get_scores(raw: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
     """Class probabilities (float32, 1-D) from a raw output tensor."""
     return dequantize(raw, spec).reshape(-1)
+
+
+def frame_lut(normalize: Any, spec: Mapping[str, Any], channels: int = 3) -> np.ndarray:
+    """A (256, C) table: uint8 pixel value -> encoded input value, per channel.
+
+    Preprocessing (scale, mean, std) followed by quantization is a function of the
+    pixel value and channel only, so one table lookup replaces the float
+    arithmetic per frame with results identical to :func:`quantize` of
+    ``normalize(pixels)``.
+    """
+    values = np.repeat(np.arange(256, dtype=np.uint8)[:, None], channels, axis=1)
+    return quantize(normalize(values), spec)
+
+
+def state_lut(src: Mapping[str, Any], dst: Mapping[str, Any]) -> np.ndarray | None:
+    """A 256-entry table re-encoding an 8-bit tensor into another 8-bit encoding.
+
+    Indexed by the raw byte (``values.view(np.uint8)``); identical to
+    :func:`requantize`. None when the encodings are not both 8-bit.
+    """
+    s, d = dtype_of(src), dtype_of(dst)
+    if s.itemsize != 1 or d.itemsize != 1 or s.kind not in "iu":
+        return None
+    raw = np.arange(256, dtype=np.uint8).view(s)
+    return np.ascontiguousarray(requantize(raw, src, dst)).astype(d)

@@ -67,7 +67,11 @@ class Preprocessing:
             frame = cv2.resize(frame, (w, h), interpolation=interp)
         if source_color != self.color:
             frame = frame[:, :, ::-1]
-        x = frame.astype(np.float32) * np.float32(self.scale)
+        return self.normalize(frame)
+
+    def normalize(self, pixels: np.ndarray) -> np.ndarray:
+        """The per-pixel arithmetic only (scale, mean, std) on uint8 values in model colour order."""
+        x = pixels.astype(np.float32) * np.float32(self.scale)
         if any(self.mean) or any(s != 1.0 for s in self.std):
             x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return x

@@ -32,17 +32,31 @@ class Mode(enum.Enum):
     SINGLE = "single"  # one frame, no state (plain classifier)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StepResult:
-    """The decision after one frame, with per-stage timings in milliseconds."""
+    """The decision after one frame, with per-stage timings in milliseconds.
 
-    probabilities: np.ndarray
+    ``raw`` is a copy of the model's probabilities tensor; ``probabilities``
+    (float32) decodes it on access. A plain slotted class: it is built per frame.
+    """
+
+    raw: np.ndarray
     index: int
     label: str
     score: float
     preprocess_ms: float
     invoke_ms: float
     postprocess_ms: float
+    scale: float = 0.0
+    zero_point: int = 0
+    reset: bool = False
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        raw = self.raw.reshape(-1)
+        if self.scale == 0.0:
+            return raw.astype(np.float32)
+        return (raw.astype(np.float32) - self.zero_point) * np.float32(self.scale)
 
 
 class GraphRunner:
@@ -136,8 +150,13 @@ class StreamingSession:
         self._reset_gap_s = reset_gap_s
         self._last_ts: float | None = None
         self._window: deque[np.ndarray] = deque(maxlen=self._frame_spec.shape[1] if self.mode is Mode.WINDOW else 1)
+        self._fast: _TensorPath | None = None
         self.resets = 0
         self.reset()
+        if len(self.runners) == 1 and self.mode is not Mode.WINDOW and _TensorPath.supported(interpreters[0]):
+            self._fast = _TensorPath(self)
+            self._fast.reset()
+        self.resets = 0  # counts resets after the start only
 
     def reset(self) -> None:
         """Restore the initial (zero) recurrent state and forget the frame window."""
@@ -149,6 +168,8 @@ class StreamingSession:
         self._window.clear()
         self._last_ts = None
         self.resets += 1
+        if getattr(self, "_fast", None) is not None:
+            self._fast.reset()
 
     def encode(self, frame: np.ndarray, source_color: str = "rgb") -> np.ndarray:
         """Preprocess a raw frame and quantize it into the model's input encoding."""
@@ -156,22 +177,33 @@ class StreamingSession:
         return adapters.quantize(x, self._frame_spec.as_adapter_spec())
 
     def step(self, frame: np.ndarray, timestamp: float | None = None, source_color: str = "rgb") -> StepResult:
-        """Consume one raw frame (HxWxC uint8) and return the current decision."""
-        if timestamp is not None and self._reset_gap_s is not None and self._last_ts is not None:
-            if timestamp - self._last_ts > self._reset_gap_s:
+        """Consume one raw frame (HxWxC uint8) and return the current decision.
+
+        A timestamp more than ``reset_gap_s`` after the previous one resets the
+        state first (``StepResult.reset`` says so).
+        """
+        reset = False
+        if timestamp is not None:
+            if self._reset_gap_s is not None and self._last_ts is not None and timestamp - self._last_ts > self._reset_gap_s:
                 self.reset()
-        self._last_ts = timestamp
+                reset = True
+            self._last_ts = timestamp
+        if self._fast is not None:
+            return self._fast.step(frame, source_color, reset)
         t0 = time.perf_counter()
         encoded = self.encode(frame, source_color)
         t1 = time.perf_counter()
         raw = self.step_encoded(encoded)
         t2 = time.perf_counter()
-        probs = adapters.get_scores(raw, self._probs_spec.as_adapter_spec())
-        index = int(np.argmax(probs))
+        spec = self._probs_spec
+        index = int(np.argmax(raw.reshape(-1) if spec.scale >= 0 else -raw.reshape(-1)))
+        raw = np.array(raw, copy=True)
+        score = float((float(raw.reshape(-1)[index]) - spec.zero_point) * spec.scale) if spec.scale else float(raw.reshape(-1)[index])
         labels = self.bundle.labels
-        result_label = labels[index] if index < len(labels) else str(index)
+        label = labels[index] if index < len(labels) else str(index)
         t3 = time.perf_counter()
-        return StepResult(probs, index, result_label, float(probs[index]), (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return StepResult(raw, index, label, score, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3,
+                          spec.scale, spec.zero_point, reset)
 
     def step_encoded(self, encoded: np.ndarray) -> np.ndarray:
         """One inference on an already encoded frame; returns the raw probabilities tensor."""
@@ -194,3 +226,106 @@ class StreamingSession:
         for in_name, out_name, src, dst in self._state_io:
             self._states[in_name] = adapters.requantize(out[out_name], src, dst)
         return out[self._probs_spec.name]
+
+
+class _TensorPath:
+    """The per-frame hot path of a single-graph session: no allocations, no float math.
+
+    The frame goes through a (256, C) lookup table (or a byte shift) straight into
+    the interpreter's input buffer — preprocessing + quantization in one pass;
+    output states are re-encoded into the input state buffers through 256-entry
+    tables; the decision is the argmax of the raw output. Results are identical to
+    the general path (same tables, same rounding).
+
+    The tensor buffers are pinned numpy views held for the session's life. The
+    Python ``invoke()`` refuses to run while views exist (they would dangle if
+    tensors were re-allocated); this session never re-allocates, so it calls the
+    native ``Invoke`` directly. Backends without that native handle use the
+    general path (see :func:`_TensorPath.supported`).
+    """
+
+    @staticmethod
+    def supported(interpreter: Any) -> bool:
+        return callable(getattr(getattr(interpreter, "_interpreter", None), "Invoke", None))
+
+    def __init__(self, session: StreamingSession):
+        runner = session.runners[0]
+        it = runner.interpreter
+        it.invoke()  # some delegates materialise output buffers on the first invoke; pin after it
+        self.invoke = it._interpreter.Invoke
+        self.session = session
+        pre = session.bundle.preprocessing
+        spec = session._frame_spec
+        self.size = pre.size
+        self.pre = pre
+        self.lut = adapters.frame_lut(pre.normalize, spec.as_adapter_spec(), spec.shape[-1])
+        self.uniform = bool((self.lut == self.lut[:, :1]).all())
+        self.lut1 = np.ascontiguousarray(self.lut[:, 0])
+        # a table that is a byte shift ((v + k) mod 256: identity, or uint8 -> int8 with
+        # scale 1/255 and zero point -128) is one vectorised add instead of a gather
+        self.shift: np.uint8 | None = None
+        if self.uniform and self.lut1.dtype.itemsize == 1:
+            as_bytes = self.lut1.view(np.uint8).astype(np.int16)
+            if np.array_equal(as_bytes, (np.arange(256) + int(as_bytes[0])) % 256):
+                self.shift = np.uint8(as_bytes[0])
+        self.frame = it.tensor(runner._in_index[spec.name])()[0]
+        self.frame_bytes = self.frame.view(np.uint8) if self.frame.dtype.itemsize == 1 else None
+        self.channels = spec.shape[-1]
+        self.probs_buf = it.tensor(runner._out_index[session._probs_spec.name])().reshape(-1)
+        self.probs = session._probs_spec
+        self.labels = session.bundle.labels
+        # (output buffer as bytes or raw, input buffer, 8-bit table or None, src spec, dst spec)
+        self.states: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, Any, Any]] = []
+        for in_name, out_name, src, dst in session._state_io:
+            table = adapters.state_lut(src, dst)
+            out = it.tensor(runner._out_index[out_name])()
+            self.states.append((out.view(np.uint8) if table is not None else out,
+                                it.tensor(runner._in_index[in_name])(), table, src, dst))
+        self.initial = {name: np.array(v, copy=True) for name, v in session._states.items()}
+        self.state_in = {name: it.tensor(runner._in_index[name])() for name in session._states}
+
+    def reset(self) -> None:
+        """Write the initial state into the input state buffers."""
+        for name, value in self.initial.items():
+            np.copyto(self.state_in[name], value)
+
+    def _encode_into(self, frame: np.ndarray, source_color: str) -> None:
+        h, w = self.size
+        if frame.ndim == 2:
+            frame = np.repeat(frame[:, :, None], self.channels, axis=2)
+        if frame.shape[0] != h or frame.shape[1] != w:
+            import cv2  # only when the source size differs from the model's
+
+            frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA if self.pre.resize == "area" else cv2.INTER_LINEAR)
+        if source_color != self.pre.color:
+            frame = frame[:, :, ::-1]
+        if frame.dtype != np.uint8:
+            self.frame[...] = adapters.quantize(self.pre.normalize(frame), self.session._frame_spec.as_adapter_spec())
+        elif self.shift is not None:
+            np.add(frame, self.shift, out=self.frame_bytes)
+        elif self.uniform:
+            np.take(self.lut1, frame, out=self.frame, mode="clip")
+        else:
+            for c in range(self.channels):
+                self.frame[..., c] = self.lut[:, c][frame[..., c]]
+
+    def step(self, frame: np.ndarray, source_color: str, reset: bool) -> StepResult:
+        t0 = time.perf_counter()
+        self._encode_into(frame, source_color)
+        t1 = time.perf_counter()
+        self.invoke()
+        t2 = time.perf_counter()
+        for out, dst_buf, table, src, dst in self.states:
+            if table is not None:
+                np.take(table, out, out=dst_buf, mode="clip")
+            else:
+                np.copyto(dst_buf, adapters.requantize(out, src, dst))
+        flat = self.probs_buf
+        index = int(flat.argmax())
+        spec = self.probs
+        score = float((int(flat[index]) - spec.zero_point) * spec.scale) if spec.scale else float(flat[index])
+        label = self.labels[index] if index < len(self.labels) else str(index)
+        raw = flat.copy()
+        t3 = time.perf_counter()
+        return StepResult(raw, index, label, score, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3,
+                          spec.scale, spec.zero_point, reset)
