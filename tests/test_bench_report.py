@@ -100,3 +100,14 @@ def test_report_html_renders_every_image_in_chromium(bench_runs: tuple[Path, Pat
     subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,3000", checked.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_results_table_replaces_only_between_markers(bench_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    from benchmarks.results_table import main
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# title\nbefore\n<!-- results:start -->\nold table\n<!-- results:end -->\nafter\n")
+    assert main([str(bench_runs[0] / "results.json"), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("# title\nbefore\n<!-- results:start -->\n| model |") and text.endswith("<!-- results:end -->\nafter\n")
+    assert "old table" not in text and text.count("| test_cnn_lstm |") == 4
