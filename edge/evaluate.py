@@ -88,12 +88,15 @@ class ItemStepper:
         return (x - self._mean) / self._std if self._standardise else x
 
     def step(self, x: np.ndarray) -> tuple[np.ndarray, float, float, float]:
-        """One step: (probabilities, preprocess ms, invoke ms, postprocess ms)."""
+        """One step: (probabilities, preprocess ms, invoke ms, postprocess ms).
+
+        Frames take :meth:`StreamingSession.step`, the very call ``run`` makes.
+        """
+        if not self.is_sample:
+            r = self.session.step(x)
+            return r.probabilities, r.preprocess_ms, r.invoke_ms, r.postprocess_ms
         t0 = time.perf_counter()
-        if self.is_sample:
-            encoded = adapters.quantize(self.standardise(x), self.input_spec.as_adapter_spec())
-        else:
-            encoded = self.session.encode(x)
+        encoded = adapters.quantize(self.standardise(x), self.input_spec.as_adapter_spec())
         t1 = time.perf_counter()
         raw = self.session.step_encoded(encoded)
         t2 = time.perf_counter()
