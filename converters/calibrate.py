@@ -23,6 +23,7 @@ def collect_samples(step: StepModel, sequences: np.ndarray, max_samples: int) ->
 
     Whole sequences are taken (spread across the set) until ``max_samples`` steps
     are collected, so late-sequence states are represented, not just early ones.
+    Masked (padding) samples are skipped exactly as the runtime skips them.
     """
     if len(sequences) == 0:
         raise ConversionError("no calibration sequences")
@@ -31,14 +32,51 @@ def collect_samples(step: StepModel, sequences: np.ndarray, max_samples: int) ->
     picks = np.linspace(0, len(sequences) - 1, n_seq).round().astype(int)
     samples: list[dict[str, np.ndarray]] = []
     for i in picks:
-        states = {s.name: np.zeros((1, s.units), np.float32) for s in step.states}
+        states = {s.name: np.zeros(s.shape, np.float32) for s in step.states}
         for frame in sequences[i]:
+            if is_masked(frame, step.mask_value):
+                continue
             feeds = {step.frame_input: frame[None].astype(np.float32), **states}
             samples.append(feeds)
             outs = step.model(feeds, training=False)
             states = {s.name: np.asarray(outs[s.output_index], np.float32) for s in step.states}
     validate_samples(samples)
     return samples
+
+
+def collect_whole_inputs(step: StepModel, inputs: np.ndarray, max_samples: int) -> list[dict[str, np.ndarray]]:
+    """Calibration samples for stateless graphs: whole images or whole clips (``--window``)."""
+    if len(inputs) == 0:
+        raise ConversionError("no calibration inputs")
+    per_item = inputs.shape[1] if step.input_kind != "image" else 1
+    n = max(1, min(len(inputs), -(-max_samples // per_item)))
+    picks = np.linspace(0, len(inputs) - 1, n).round().astype(int)
+    samples = [{step.frame_input: inputs[i][None].astype(np.float32)} for i in picks]
+    validate_samples(samples)
+    return samples
+
+
+def split_samples(samples: list[dict[str, np.ndarray]], front: StepModel, head: StepModel) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
+    """Samples of the full step model -> (front samples, head samples).
+
+    The head sees the float front end's features with the states the full float
+    model produced at that step, so state ranges are the real ones.
+    """
+    frames = np.concatenate([s[front.frame_input] for s in samples])
+    feats = np.asarray(front.model.predict({front.frame_input: frames}, batch_size=256, verbose=0), np.float32)
+    front_samples = [{front.frame_input: s[front.frame_input]} for s in samples]
+    head_samples = [
+        {head.frame_input: feats[i : i + 1], **{st.name: s[st.name] for st in head.states}}
+        for i, s in enumerate(samples)
+    ]
+    validate_samples(front_samples)
+    validate_samples(head_samples)
+    return front_samples, head_samples
+
+
+def is_masked(sample: np.ndarray, mask_value: float | None) -> bool:
+    """True if the sample is padding the recurrent layers never see."""
+    return mask_value is not None and bool(np.all(sample == mask_value))
 
 
 def validate_samples(samples: list[dict[str, np.ndarray]]) -> None:

@@ -8,7 +8,6 @@ a crash into a :class:`~edge.errors.ConversionError`.
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,20 +15,52 @@ from typing import Any
 import numpy as np
 
 from converters.bundle import tensor_specs, write_manifest
-from converters.calibrate import collect_samples, representative_dataset
+from converters.calibrate import collect_samples, collect_whole_inputs, split_samples
 from converters.formats import Format, get_format
-from converters.streaming import StepModel, build_step_model
+from converters.streaming import (
+    StepModel,
+    build_step_model,
+    build_window_model,
+    input_kind,
+    split_step_model,
+    streaming_problem,
+)
+from converters.tflite import convert_graph
 from edge.errors import ConversionError, DataError
+from edge.streaming import Mode
 from training.versions import library_versions
+
+VERIFY_FILE = "verify.json"
 
 
 @dataclass(frozen=True)
 class ConvertOptions:
-    """What to convert and how."""
+    """What to convert and how.
+
+    ``mode`` is ``auto`` (streaming for recurrent models that can stream, the
+    whole window otherwise, single frame for image models), ``streaming`` or
+    ``window`` (a :class:`edge.streaming.Mode` value).
+    """
 
     precision: str = "int8"
     calibration_samples: int = 3200
     seed: int = 0
+    mode: str = "auto"
+    verify: bool = True
+    verify_sequences: int = 0  # 0: the whole test split
+    stream_steps: int = 1000
+
+
+def check_options(options: ConvertOptions) -> Format:
+    """Validate options before any work; returns the format."""
+    fmt = get_format(options.precision)
+    if options.mode not in ("auto", Mode.STREAMING.value, Mode.WINDOW.value):
+        raise ConversionError(f"unknown mode {options.mode!r}; use auto, streaming or window")
+    if options.mode == Mode.WINDOW.value and not fmt.window:
+        raise ConversionError(f"{fmt.name} splits a step model into CNN front end and recurrent head; it has no --window form")
+    if fmt.calibrate and options.calibration_samples < 1:
+        raise ConversionError(f"{fmt.name} needs --calibration-samples >= 1")
+    return fmt
 
 
 def load_run(run_dir: Path) -> tuple[Any, dict[str, Any]]:
@@ -50,102 +81,161 @@ def load_run(run_dir: Path) -> tuple[Any, dict[str, Any]]:
     return model, card
 
 
-def tflite_convert(saved_model_dir: Path, fmt: Format, samples: list[dict[str, np.ndarray]] | None) -> bytes:
-    """Run the TFLite converter with the format's settings; builtin ops only."""
-    import tensorflow as tf
-
-    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
-    if fmt.optimize:
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    if fmt.float16:
-        conv.target_spec.supported_types = [tf.float16]
-    if fmt.calibrate:
-        if not samples:
-            raise ConversionError(f"{fmt.name} needs calibration samples")
-        conv.representative_dataset = representative_dataset(samples)
-    ops = {
-        "builtins": [tf.lite.OpsSet.TFLITE_BUILTINS],
-        "int8": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8],
-        "int16x8": [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8],
-    }[fmt.ops]
-    conv.target_spec.supported_ops = ops
-    if fmt.io_type != "float32":
-        io = {"int8": tf.int8, "uint8": tf.uint8, "int16": tf.int16}[fmt.io_type]
-        conv.inference_input_type = io
-        conv.inference_output_type = io
-    try:
-        return conv.convert()
-    except Exception as exc:  # the converter raises many types; report the first line
-        first = str(exc).strip().splitlines()
-        hint = "; an op would need SELECT_TF_OPS, which bundles do not allow" if "Select TF" in str(exc) or "flex" in str(exc).lower() else ""
-        raise ConversionError(f"TFLite conversion to {fmt.name} failed: {first[0] if first else type(exc).__name__}{hint}") from None
+def resolve_mode(model: Any, requested: str) -> Mode:
+    """The mode a model converts in; refuses ``streaming`` for models that read the future."""
+    if input_kind(model) == "image":
+        if requested == Mode.WINDOW.value:
+            raise ConversionError(f"model {model.name!r} classifies single images; it has no window of frames")
+        return Mode.SINGLE
+    problem = streaming_problem(model)
+    if requested == Mode.WINDOW.value:
+        return Mode.WINDOW
+    if problem:
+        if requested == Mode.STREAMING.value:
+            raise ConversionError(f"model {model.name!r} cannot stream: {problem}; convert it with --window")
+        return Mode.WINDOW
+    return Mode.STREAMING
 
 
-def _roles(step: StepModel) -> tuple[dict[str, str], dict[str, str], list[dict[str, Any]]]:
-    in_roles = {step.frame_input: "frame", **{s.name: "state" for s in step.states}}
-    out_roles = {"output_0": "probabilities", **{f"output_{s.output_index}": "state" for s in step.states}}
-    states = [
-        {"name": s.name, "input": s.name, "output": f"output_{s.output_index}", "shape": [1, s.units], "initial": "zeros"}
-        for s in step.states
-    ]
-    return in_roles, out_roles, states
+@dataclass(frozen=True)
+class Graph:
+    """One flatbuffer to write: the Keras graph it came from and its file name."""
+
+    step: StepModel
+    fmt: Format
+    file: str
+    flatbuffer: bytes = b""
+
+
+def _plan(model: Any, mode: Mode, fmt: Format) -> list[Graph]:
+    if fmt.parts:
+        if mode is not Mode.STREAMING:
+            raise ConversionError(f"{fmt.name} needs a streaming recurrent model (CNN front end + recurrent head); this one converts as {mode.value}")
+        front, head = split_step_model(model)
+        return [Graph(front, get_format(fmt.parts[0]), "front.tflite"), Graph(head, get_format(fmt.parts[1]), "head.tflite")]
+    step = build_window_model(model) if mode is Mode.WINDOW else build_step_model(model)
+    return [Graph(step, fmt, "model.tflite")]
+
+
+def _calibration(graphs: list[Graph], model: Any, mode: Mode, x_train: np.ndarray, n: int) -> list[list[dict[str, np.ndarray]] | None]:
+    """Calibration samples per graph (None where the graph's format needs none)."""
+    if not any(g.fmt.calibrate for g in graphs):
+        return [None] * len(graphs)
+    if len(graphs) == 2:
+        full = build_step_model(model)
+        front_s, head_s = split_samples(collect_samples(full, x_train, n), graphs[0].step, graphs[1].step)
+        return [s if g.fmt.calibrate else None for s, g in zip((front_s, head_s), graphs)]
+    step = graphs[0].step
+    samples = collect_samples(step, x_train, n) if mode is Mode.STREAMING else collect_whole_inputs(step, x_train, n)
+    return [samples]
+
+
+def _roles(step: StepModel) -> tuple[dict[str, str], dict[str, str]]:
+    in_role = "frame" if step.frame_input == "frame" else step.frame_input  # frame, sample or features
+    in_roles = {step.frame_input: in_role, **{s.name: "state" for s in step.states}}
+    out_roles = {"output_0": step.output_role, **{f"output_{s.output_index}": "state" for s in step.states}}
+    return in_roles, out_roles
+
+
+def _preprocessing(card: dict[str, Any], kind: str) -> dict[str, Any]:
+    pre = dict(card["preprocessing"])
+    shape = list(card["input"]["shape"])
+    if "size" not in pre:
+        if kind == "clip":
+            pre["size"] = shape[1:3]
+        elif kind == "image":
+            pre["size"] = shape[0:2]
+        else:  # sensor samples: one row of F values per step
+            pre["size"] = [1, shape[-1]]
+    pre.setdefault("input_kind", kind)
+    return pre
 
 
 def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) -> Path:
-    """Build the step model, calibrate, convert and write a complete bundle into ``out_dir``."""
+    """Build the graph(s), calibrate, convert, verify and write a complete bundle into ``out_dir``."""
     import keras
 
-    from edge.interpreter import make_interpreter
     from edge.bundle import sha256_file
+    from edge.interpreter import make_interpreter
     from training.data import load_dataset
     from training.train import to_float
 
-    fmt = get_format(options.precision)
+    fmt = check_options(options)
     keras.utils.set_random_seed(options.seed)
     model, card = load_run(run_dir)
-    step = build_step_model(model)
+    mode = resolve_mode(model, options.mode)
+    what = f"{card['model']} ({fmt.name}, {mode.value})"
+    graphs = _plan(model, mode, fmt)
     dataset = load_dataset(card["dataset"])
     pre = card["preprocessing"]
-    samples = None
-    if fmt.calibrate:
-        samples = collect_samples(step, to_float(dataset.train.x, pre), options.calibration_samples)
-    with tempfile.TemporaryDirectory(prefix="hybrid-edge-sm-") as tmp:
-        saved = Path(tmp) / "saved_model"
-        step.model.export(str(saved), format="tf_saved_model", verbose=False)
-        flatbuffer = tflite_convert(saved, fmt, samples)
-    model_file = out_dir / "model.tflite"
-    model_file.write_bytes(flatbuffer)
-
-    interpreter = make_interpreter(model_file)  # first load happens here, in the worker
-    runner = interpreter.get_signature_runner("serving_default")
-    in_roles, out_roles, states = _roles(step)
-    inputs = tensor_specs(runner.get_input_details(), in_roles)
-    outputs = tensor_specs(runner.get_output_details(), out_roles)
-    _write_golden(out_dir, interpreter, inputs, to_float(dataset.test.x[0], pre))
-    write_manifest(out_dir, {
+    x_train = to_float(dataset.train.x, pre)
+    samples = _calibration(graphs, model, mode, x_train, options.calibration_samples)
+    graph_specs, states = [], []
+    for g, s in zip(graphs, samples):
+        flatbuffer = convert_graph(g.step.model, g.fmt, s, what)
+        path = out_dir / g.file
+        path.write_bytes(flatbuffer)
+        interpreter = make_interpreter(path)  # first load happens here, in the worker
+        runner = interpreter.get_signature_runner("serving_default")
+        in_roles, out_roles = _roles(g.step)
+        graph_specs.append({
+            "file": g.file, "signature": "serving_default", "precision": g.fmt.name,
+            "inputs": tensor_specs(runner.get_input_details(), in_roles),
+            "outputs": tensor_specs(runner.get_output_details(), out_roles),
+        })
+        states += [
+            {"name": st.name, "input": st.name, "output": f"output_{st.output_index}", "shape": list(st.shape), "initial": "zeros", "kind": st.kind}
+            for st in g.step.states
+        ]
+    if len(graphs) == 1:
+        _write_golden(out_dir, graph_specs[0]["inputs"], to_float(dataset.test.x[0], pre), graphs[0].step)
+    kind = graphs[0].step.input_kind
+    calib = next((s for s in samples if s), None)
+    manifest = {
         "name": card["model"],
         "precision": fmt.name,
-        "mode": "streaming",
-        "graphs": [{"file": "model.tflite", "signature": "serving_default", "inputs": inputs, "outputs": outputs}],
+        "mode": mode.value,
+        "input_kind": kind,
+        "graphs": graph_specs,
         "states": states,
         "labels": card["labels"],
-        "preprocessing": {**pre, "size": list(card["input"]["shape"][1:3])} if "size" not in pre else pre,
-        "window": {"frames": int(card["input"]["shape"][0]), "stride": 1},
+        "preprocessing": _preprocessing(card, kind),
+        "window": {"frames": int(card["input"]["shape"][0]) if kind != "image" else 1, "stride": 1},
+        "masking": {"value": graphs[-1].step.mask_value} if graphs[-1].step.mask_value is not None else None,
         "source": {"run_dir": str(run_dir), "model_sha256": sha256_file(run_dir / "model.keras"), "dataset": card["dataset"]},
-        "calibration": {"samples": len(samples) if samples else 0, "states": "float model over train sequences, zero initial state included"},
+        "calibration": {
+            "samples": len(calib) if calib else 0,
+            "states": "float model over whole train sequences, zero initial state included" if mode is Mode.STREAMING else "none (stateless graph)",
+        },
         "versions": library_versions(),
-    })
+    }
+    write_manifest(out_dir, manifest)
+    if options.verify:
+        from converters.verify import verify_bundle
+
+        ref = build_step_model(model) if len(graphs) == 2 else graphs[0].step
+        debug = [(g.step, g.fmt, s) for g, s in zip(graphs, samples) if s and g.fmt.ops == "int8"]
+        report = verify_bundle(out_dir, model, ref, dataset, options.verify_sequences, options.stream_steps, debug)
+        (out_dir / VERIFY_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        write_manifest(out_dir, manifest)  # re-hash: verify.json is a bundle file too
     return out_dir
 
 
-def _write_golden(out_dir: Path, interpreter: Any, inputs: list[dict[str, Any]], clip: np.ndarray) -> None:
+def _write_golden(out_dir: Path, inputs: list[dict[str, Any]], item: np.ndarray, step: StepModel) -> None:
     """A golden input/output pair (first frame, zero state) for an on-board self-test."""
     from edge import adapters
+    from edge.interpreter import make_interpreter
 
+    interpreter = make_interpreter(out_dir / "model.tflite")
     runner = interpreter.get_signature_runner("serving_default")
     feeds = {}
     for spec in inputs:
-        value = clip[0][None] if spec["role"] == "frame" else np.zeros(spec["shape"], np.float32)
+        if spec["role"] == "state":
+            value = np.zeros(spec["shape"], np.float32)
+        elif step.input_kind == "image" or len(spec["shape"]) == item.ndim + 1 and list(spec["shape"][1:]) == list(item.shape):
+            value = item[None]
+        else:
+            value = item[0][None]
         feeds[spec["name"]] = adapters.quantize(value, {"dtype": spec["dtype"], "quantization": spec["quantization"]})
     outs = runner(**feeds)
     np.savez(out_dir / "golden.npz", **{f"in_{k}": v for k, v in feeds.items()}, **{f"out_{k}": v for k, v in outs.items()})

@@ -1,7 +1,9 @@
 """One table: precision -> converter settings and allowed options.
 
 Validated up front so a bad request fails with a clear message before any
-TensorFlow import or conversion work.
+TensorFlow import or conversion work. A ``mixed`` format names the formats of
+its two graphs: the per-frame CNN front end and the recurrent head, chained by
+the runtime through their ``features`` tensors.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ class Format:
     ops: str  # "builtins", "int8", "int16x8"
     io_type: str  # "float32", "int8", "uint8", "int16"
     float16: bool = False
+    parts: tuple[str, str] | None = None  # (front format, head format) for split bundles
+    window: bool = True  # allowed with --window
+
+    @property
+    def integer_only(self) -> bool:
+        """Every activation is integer: the graph may contain no float op."""
+        return self.ops in ("int8", "int16x8")
 
 
 FORMATS: dict[str, Format] = {
@@ -32,7 +41,11 @@ FORMATS: dict[str, Format] = {
         Format("dynamic", "int8 weights, float activations (dynamic range)", True, False, "builtins", "float32"),
         Format("int8", "full integer: int8 weights, activations and I/O", True, True, "int8", "int8"),
         Format("uint8-io", "int8 inside, uint8 I/O (Edge TPU style)", True, True, "int8", "uint8"),
-        Format("int16x8", "int16 activations, int8 weights", True, True, "int16x8", "int16"),
+        Format("int16x8", "int16 activations, int8 weights, int16 I/O", True, True, "int16x8", "int16"),
+        Format("mixed", "int8 CNN front end + float32 recurrent head (two graphs)", True, True, "int8", "int8",
+               parts=("int8", "float32"), window=False),
+        Format("mixed-int16x8", "int8 CNN front end + int16x8 recurrent head (two graphs)", True, True, "int8", "int8",
+               parts=("int8", "int16x8"), window=False),
     )
 }
 

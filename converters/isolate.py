@@ -1,13 +1,15 @@
 """Run conversions in a worker subprocess: a segfault becomes a one-line error.
 
 The TFLite converter (and the first interpreter load of a fresh flatbuffer) can
-abort the whole process on some models. The parent writes nothing it has not
-seen finish: the worker fills a temporary directory, and only a worker that
-exited cleanly gets its directory renamed into place.
+abort the whole process on some models — full-int8 conversion of a Keras 3
+sequence LSTM segfaults, for one. The parent writes nothing it has not seen
+finish: the worker fills a temporary directory, and only a worker that exited
+cleanly gets its directory renamed into place.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -18,33 +20,56 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from converters.convert import ConvertOptions
+from converters.convert import ConvertOptions, check_options
 from edge.errors import ConversionError, HybridEdgeError
 
 ERROR_FILE = ".error.json"
+CONVERT_TARGET = "converters.convert:convert_in_process"
 
 
-def convert_run(run_dir: str | Path, out_dir: str | Path, options: ConvertOptions, timeout: float = 1800) -> Path:
-    """Convert ``run_dir`` into a bundle at ``out_dir`` in a subprocess; atomic on success."""
-    from converters.formats import get_format
+def convert_run(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    options: ConvertOptions,
+    timeout: float = 3600,
+    target: str = CONVERT_TARGET,
+) -> Path:
+    """Convert ``run_dir`` into a bundle at ``out_dir`` in a subprocess; atomic on success.
 
-    get_format(options.precision)  # validate before spawning anything
+    ``target`` (``module:function``, called as ``fn(run_dir, out_dir, options)``)
+    is the work the worker does; tests point it at a function that crashes.
+
+    Raises:
+        ConversionError: bad options, an expected conversion failure, or a worker
+            that crashed, failed or timed out — one line naming model and precision.
+    """
+    check_options(options)  # validate before spawning anything
     run_dir, out_dir = Path(run_dir).resolve(), Path(out_dir)
     if out_dir.exists():
         raise ConversionError(f"{out_dir}: already exists; choose another --out or remove it")
+    what = f"{_model_name(run_dir)} to {options.precision} ({options.mode})"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    cmd = [sys.executable, "-m", "converters.worker", str(run_dir), str(tmp), json.dumps(asdict(options))]
+    cmd = [sys.executable, "-m", "converters.worker", target, str(run_dir), str(tmp), json.dumps(asdict(options))]
     try:
         proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout, env=_quiet_env())
-        _raise_for_worker(proc.returncode, tmp, proc.stderr.decode(errors="replace"), options)
+        _raise_for_worker(proc.returncode, tmp, proc.stderr.decode(errors="replace"), what)
+        (tmp / ERROR_FILE).unlink(missing_ok=True)
         tmp.rename(out_dir)
     except subprocess.TimeoutExpired:
-        raise ConversionError(f"conversion to {options.precision} timed out after {timeout:.0f}s") from None
+        raise ConversionError(f"converting {what} timed out after {timeout:.0f}s; no bundle was written") from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def _model_name(run_dir: Path) -> str:
+    card = run_dir / "model_card.json"
+    try:
+        return str(json.loads(card.read_text()).get("model", run_dir.name))
+    except (OSError, ValueError):
+        return run_dir.name
 
 
 def _quiet_env() -> dict[str, str]:
@@ -53,7 +78,7 @@ def _quiet_env() -> dict[str, str]:
     return env
 
 
-def _raise_for_worker(returncode: int, tmp: Path, stderr: str, options: ConvertOptions) -> None:
+def _raise_for_worker(returncode: int, tmp: Path, stderr: str, what: str) -> None:
     if returncode == 0:
         return
     error_file = tmp / ERROR_FILE
@@ -61,19 +86,19 @@ def _raise_for_worker(returncode: int, tmp: Path, stderr: str, options: ConvertO
         raise ConversionError(json.loads(error_file.read_text())["message"])
     if returncode < 0:
         name = signal.Signals(-returncode).name
-        raise ConversionError(f"the converter process crashed with {name} while converting to {options.precision}; no bundle was written")
+        raise ConversionError(f"the converter process crashed with {name} while converting {what}; no bundle was written")
     tail = [line for line in stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]
-    raise ConversionError(f"the converter process failed (exit {returncode}) converting to {options.precision}: {tail[0][:300]}")
+    raise ConversionError(f"the converter process failed (exit {returncode}) converting {what}: {tail[0][:300]}")
 
 
 def run_worker(argv: list[str]) -> int:
-    """Worker entry: ``run_dir out_dir options_json``; expected errors go to ``.error.json``."""
-    run_dir, out_dir, raw = Path(argv[0]), Path(argv[1]), json.loads(argv[2])
+    """Worker entry: ``target run_dir out_dir options_json``; expected errors go to ``.error.json``."""
+    target, run_dir, out_dir, raw = argv[0], Path(argv[1]), Path(argv[2]), json.loads(argv[3])
     options = ConvertOptions(**raw)
+    module_name, _, func_name = target.partition(":")
     try:
-        from converters.convert import convert_in_process
-
-        convert_in_process(run_dir, out_dir, options)
+        func = getattr(importlib.import_module(module_name), func_name)
+        func(run_dir, out_dir, options)
     except HybridEdgeError as exc:
         (out_dir / ERROR_FILE).write_text(json.dumps({"message": str(exc)}))
         return 3

@@ -1,4 +1,4 @@
-"""``python -m converters.worker RUN_DIR OUT_DIR OPTIONS_JSON`` (used by :mod:`converters.isolate`)."""
+"""``python -m converters.worker TARGET RUN_DIR OUT_DIR OPTIONS_JSON`` (used by :mod:`converters.isolate`)."""
 
 import sys
 

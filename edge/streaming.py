@@ -227,6 +227,13 @@ class StreamingSession:
             self._states[in_name] = adapters.requantize(out[out_name], src, dst)
         return out[self._probs_spec.name]
 
+    def state_values(self) -> dict[str, np.ndarray]:
+        """The current recurrent states as float32, keyed by state name (for drift checks)."""
+        last = self.runners[-1]
+        return {
+            st.name: adapters.dequantize(self._states[st.input], last.inputs[st.input].as_adapter_spec())
+            for st in self.bundle.states
+        }
 
 class _TensorPath:
     """The per-frame hot path of a single-graph session: no allocations, no float math.

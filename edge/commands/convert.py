@@ -3,27 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 NAME = "convert"
 ORDER = 20
-HELP = "convert a run directory to a bundle (streaming step model)"
+HELP = "convert a run directory to a verified bundle (streaming step model, window or single frame)"
 EXAMPLE = "hybrid-edge convert runs/cnn_lstm --precision int8 --out bundles/cnn_lstm-int8"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir")
-    p.add_argument("--precision", default="int8")
-    p.add_argument("--calibration-samples", type=int, default=3200)
+    from converters.formats import FORMATS
+
+    p.add_argument("run_dir", help="a run directory written by `hybrid-edge train`")
+    p.add_argument("--precision", default="int8", choices=list(FORMATS),
+                   help="; ".join(f"{f.name}: {f.description}" for f in FORMATS.values()))
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--streaming", dest="mode", action="store_const", const="streaming",
+                      help="one step + external state per frame (default for recurrent models)")
+    mode.add_argument("--window", dest="mode", action="store_const", const="window",
+                      help="the whole fixed-length clip per inference, batch 1 (recurrent layers unrolled)")
+    p.set_defaults(mode="auto")
+    p.add_argument("--calibration-samples", type=int, default=3200, help="steps of real data (with real states) for int8 ranges")
+    p.add_argument("--verify-sequences", type=int, default=0, help="test sequences to verify on (0: the whole test split)")
+    p.add_argument("--stream-steps", type=int, default=1000, help="length of the no-reset verification stream")
+    p.add_argument("--no-verify", dest="verify", action="store_false", help="skip verify.json")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out")
+    p.add_argument("--out", help="bundle directory (default: RUN_DIR-PRECISION next to the run)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from converters.convert import ConvertOptions
+    from converters.convert import VERIFY_FILE, ConvertOptions
     from converters.isolate import convert_run
+    from converters.verify import summary
 
     out = args.out or str(Path(args.run_dir).with_name(f"{Path(args.run_dir).name}-{args.precision}"))
-    bundle = convert_run(args.run_dir, out, ConvertOptions(args.precision, args.calibration_samples, args.seed))
+    options = ConvertOptions(args.precision, args.calibration_samples, args.seed, args.mode, args.verify,
+                             args.verify_sequences, args.stream_steps)
+    bundle = convert_run(args.run_dir, out, options)
     print(f"wrote {bundle}")
+    verify = Path(bundle) / VERIFY_FILE
+    if verify.is_file():
+        print(summary(json.loads(verify.read_text())))
     return 0

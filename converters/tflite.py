@@ -1,0 +1,94 @@
+"""Keras graph -> TFLite flatbuffer with one format's settings, builtin ops only.
+
+``TFLiteConverter.from_keras_model`` is unreliable with Keras 3, so graphs are
+exported as a SavedModel first. After conversion the op list is checked: a
+bundle never contains Flex (SELECT_TF_OPS) or custom ops, and an integer-only
+format contains no float compute op.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from converters.calibrate import representative_dataset
+from converters.formats import Format
+from edge.errors import ConversionError
+
+# ops that only move or reinterpret data; allowed to stay float in integer graphs
+_FLOAT_OK = {"QUANTIZE", "DEQUANTIZE"}
+
+
+def export_saved_model(model: Any, directory: Path) -> Path:
+    """Export a Keras model's inference function as a SavedModel."""
+    model.export(str(directory), format="tf_saved_model", verbose=False)
+    return directory
+
+
+def make_converter(saved_model_dir: Path, fmt: Format, samples: list[dict[str, np.ndarray]] | None) -> Any:
+    """A configured ``TFLiteConverter`` for ``fmt`` (calibration samples keyed by input name)."""
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
+    if fmt.optimize:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if fmt.float16:
+        conv.target_spec.supported_types = [tf.float16]
+    if fmt.calibrate:
+        if not samples:
+            raise ConversionError(f"{fmt.name} needs calibration samples")
+        conv.representative_dataset = representative_dataset(samples)
+    conv.target_spec.supported_ops = {
+        "builtins": [tf.lite.OpsSet.TFLITE_BUILTINS],
+        "int8": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8],
+        "int16x8": [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8],
+    }[fmt.ops]
+    if fmt.io_type != "float32":
+        io = {"int8": tf.int8, "uint8": tf.uint8, "int16": tf.int16}[fmt.io_type]
+        conv.inference_input_type = io
+        conv.inference_output_type = io
+    return conv
+
+
+def convert_graph(model: Any, fmt: Format, samples: list[dict[str, np.ndarray]] | None, what: str) -> bytes:
+    """Export ``model`` and convert it; ``what`` names it in errors (model and precision)."""
+    with tempfile.TemporaryDirectory(prefix="hybrid-edge-sm-") as tmp:
+        saved = export_saved_model(model, Path(tmp) / "saved_model")
+        conv = make_converter(saved, fmt, samples)
+        try:
+            flatbuffer = conv.convert()
+        except Exception as exc:  # the converter raises many types; report the first line
+            text = str(exc)
+            first = next((l.strip() for l in text.splitlines() if l.strip()), type(exc).__name__)
+            if "select tf" in text.lower() or "flex" in text.lower() or "not supported by the tflite builtin" in text.lower():
+                first = "an op would need SELECT_TF_OPS (TensorFlow ops inside TFLite), which bundles do not allow: " + first
+            raise ConversionError(f"{what}: TFLite conversion to {fmt.name} failed: {first[:400]}") from None
+    check_ops(flatbuffer, fmt, what)
+    return flatbuffer
+
+
+def op_names(flatbuffer: bytes) -> list[str]:
+    """Op names of the main subgraph, in execution order (via the LiteRT interpreter)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flatbuffer)
+    return [d["op_name"] for d in interpreter._get_ops_details()]  # the public API has no op list
+
+
+def check_ops(flatbuffer: bytes, fmt: Format, what: str) -> None:
+    """Refuse Flex/custom ops always, and float compute ops in integer-only formats."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flatbuffer)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    for op in interpreter._get_ops_details():
+        name = op["op_name"]
+        if name.startswith("Flex") or name in ("CUSTOM", "DELEGATE"):
+            raise ConversionError(f"{what}: the {fmt.name} graph contains {name}, which needs SELECT_TF_OPS or a custom op; bundles allow builtin ops only")
+        if fmt.integer_only and name not in _FLOAT_OK:
+            floats = [tensors[i]["name"] for i in op["outputs"] if i >= 0 and np.dtype(tensors[i]["dtype"]).kind == "f"]
+            if floats:
+                raise ConversionError(f"{what}: {fmt.name} is integer-only but op {name} produces float tensor {floats[0]!r}")

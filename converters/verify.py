@@ -1,0 +1,289 @@
+"""Prove a converted bundle right: run it the way the runtime does and compare with Keras.
+
+The bundle is run through :class:`edge.streaming.StreamingSession` step by step
+over whole held-out sequences with states fed back, and compared with the Keras
+model on the dataset's test split. A long stream (test sequences concatenated,
+no resets) measures per-step agreement and state drift against the float step
+model. Integer graphs get a per-layer error report from TFLite's
+``QuantizationDebugger`` fed with the same name-keyed calibration samples.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from converters.calibrate import is_masked
+from converters.streaming import StepModel
+from edge import adapters
+from edge.bundle import read_bundle
+from edge.streaming import Mode, StreamingSession
+
+DEBUG_SAMPLES = 100
+WORST_LAYERS = 5
+
+
+def _encoder(session: StreamingSession, raw_is_frames: bool, pre: dict[str, Any]):
+    """Raw test item -> encoded model input, through the runtime's own preprocessing for frames."""
+    spec = session._frame_spec.as_adapter_spec()
+
+    def encode(raw: np.ndarray, value: np.ndarray) -> np.ndarray:
+        if raw_is_frames:
+            return session.encode(raw)
+        return adapters.quantize(value, spec)
+
+    return encode
+
+
+def _stream(session: StreamingSession, encode, raw_seq: np.ndarray, seq: np.ndarray, mask: float | None) -> np.ndarray | None:
+    """Feed one whole sequence (no reset here); return the last raw probabilities."""
+    out = None
+    for raw, value in zip(raw_seq, seq):
+        if is_masked(value, mask):
+            continue
+        out = session.step_encoded(encode(raw, value))
+    return out
+
+
+def _keras_step_fn(step: StepModel):
+    import tensorflow as tf
+
+    fn = tf.function(lambda feeds: step.model(feeds, training=False), reduce_retracing=True)
+
+    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return [np.asarray(v) for v in fn(feeds)]
+
+    return run
+
+
+def verify_bundle(
+    bundle_dir: Path,
+    model: Any,
+    ref_step: StepModel,
+    dataset: Any,
+    verify_sequences: int,
+    stream_steps: int,
+    debug: list[tuple[StepModel, Any, list[dict[str, np.ndarray]]]],
+) -> dict[str, Any]:
+    """Everything ``verify.json`` holds; see the module docstring.
+
+    Args:
+        bundle_dir: the finished (not yet renamed) bundle.
+        model: the trained Keras model (sequence level reference).
+        ref_step: the float Keras step model (or window/single graph) for step-level references.
+        dataset: the run's dataset; its test split is used.
+        verify_sequences: limit on test sequences (0: all).
+        stream_steps: length of the long no-reset stream.
+        debug: (graph, format, calibration samples) of each integer graph for the per-layer report.
+    """
+    from training.train import to_float
+
+    bundle = read_bundle(bundle_dir)
+    session = StreamingSession(bundle)
+    pre = dataset.preprocessing
+    n = len(dataset.test.y) if verify_sequences <= 0 else min(verify_sequences, len(dataset.test.y))
+    raw_x, y = dataset.test.x[:n], np.asarray(dataset.test.y[:n])
+    x = to_float(raw_x, pre)
+    raw_is_frames = raw_x.dtype == np.uint8 and ref_step.input_kind in ("clip", "image")
+    encode = _encoder(session, raw_is_frames, pre)
+    probs_spec = bundle.graphs[-1].output("probabilities").as_adapter_spec()
+    mask = ref_step.mask_value if session.mode is Mode.STREAMING else None
+
+    keras_probs = np.asarray(model.predict(x, batch_size=32, verbose=0), np.float32)
+    lite_probs = []
+    for i in range(n):
+        session.reset()
+        if session.mode is Mode.STREAMING:
+            raw_out = _stream(session, encode, raw_x[i], x[i], mask)
+        elif session.mode is Mode.WINDOW:  # the session's window holds exactly the clip after T frames
+            frames = np.stack([encode(r, v) for r, v in zip(raw_x[i], x[i])])[None]
+            raw_out = session.runners[0].run({session._frame_spec.name: frames})[session._probs_spec.name]
+        else:
+            raw_out = session.step_encoded(encode(raw_x[i], x[i]))
+        lite_probs.append(adapters.get_scores(raw_out, probs_spec))
+    lp = np.stack(lite_probs)
+    lite_pred, keras_pred = lp.argmax(1), keras_probs.argmax(1)
+    err = np.abs(lp - keras_probs)
+    num_classes = keras_probs.shape[1]
+    report: dict[str, Any] = {
+        "precision": bundle.precision,
+        "mode": session.mode.value,
+        "sequences": int(n),
+        "agreement": float(np.mean(lite_pred == keras_pred)),
+        "accuracy_keras": float(np.mean(keras_pred == y)),
+        "accuracy_tflite": float(np.mean(lite_pred == y)),
+        "prob_error": {"max": float(err.max()), "mean": float(err.mean())},
+        "degenerate": bool(num_classes > 1 and len(np.unique(lite_pred)) == 1),
+        "predicted_classes": int(len(np.unique(lite_pred))),
+    }
+    if session.mode is Mode.STREAMING:
+        report["frame_by_frame"] = _frame_by_frame(session, encode, ref_step, raw_x[:5], x[:5], probs_spec)
+        report["long_stream"] = _long_stream(session, encode, ref_step, raw_x, x, probs_spec, stream_steps)
+    report["per_layer"] = [_layer_report(step, fmt, samples) for step, fmt, samples in debug]
+    report["warnings"] = _warnings(report)
+    return report
+
+
+def _frame_by_frame(session, encode, ref_step: StepModel, raw_x, x, probs_spec) -> dict[str, Any]:
+    """Bundle vs Keras step model after every frame of a few whole sequences."""
+    run = _keras_step_fn(ref_step)
+    worst, steps = 0.0, 0
+    for raw_seq, seq in zip(raw_x, x):
+        session.reset()
+        states = {s.name: np.zeros(s.shape, np.float32) for s in ref_step.states}
+        for raw, value in zip(raw_seq, seq):
+            if is_masked(value, ref_step.mask_value):
+                continue
+            lite = adapters.get_scores(session.step_encoded(encode(raw, value)), probs_spec)
+            outs = run({ref_step.frame_input: value[None].astype(np.float32), **states})
+            states = {s.name: outs[s.output_index] for s in ref_step.states}
+            worst = max(worst, float(np.abs(lite - outs[0].reshape(-1)).max()))
+            steps += 1
+    return {"steps": steps, "max_abs_prob_error": worst}
+
+
+def _long_stream(session, encode, ref_step: StepModel, raw_x, x, probs_spec, min_steps: int) -> dict[str, Any]:
+    """Concatenated test sequences, no resets: per-step agreement and state drift vs float."""
+    run = _keras_step_fn(ref_step)
+    session.reset()
+    states = {s.name: np.zeros(s.shape, np.float32) for s in ref_step.states}
+    agree, perr = [], []
+    drift: dict[str, list[float]] = {s.name: [] for s in ref_step.states}
+    scale = {s.name: 0.0 for s in ref_step.states}
+    i = 0
+    while len(agree) < min_steps:
+        raw_seq, seq = raw_x[i % len(x)], x[i % len(x)]
+        i += 1
+        for raw, value in zip(raw_seq, seq):
+            if is_masked(value, ref_step.mask_value):
+                continue
+            lite = adapters.get_scores(session.step_encoded(encode(raw, value)), probs_spec)
+            outs = run({ref_step.frame_input: value[None].astype(np.float32), **states})
+            states = {s.name: outs[s.output_index] for s in ref_step.states}
+            ref = outs[0].reshape(-1)
+            agree.append(int(lite.argmax()) == int(ref.argmax()))
+            perr.append(float(np.abs(lite - ref).max()))
+            lite_states = session.state_values()
+            for name in drift:
+                drift[name].append(float(np.abs(lite_states[name] - states[name]).mean()))
+                scale[name] = max(scale[name], float(np.abs(states[name]).max()))
+    steps = len(agree)
+    tenth = max(1, steps // 10)
+    return {
+        "steps": steps,
+        "sequences_concatenated": i,
+        "reference": "float Keras step model (same graph as the float32 bundle)",
+        "step_agreement": float(np.mean(agree)),
+        "prob_error": {"max": float(np.max(perr)), "mean": float(np.mean(perr))},
+        "state_drift": {
+            name: {
+                "mean_abs_first_10pct": float(np.mean(v[:tenth])),
+                "mean_abs_last_10pct": float(np.mean(v[-tenth:])),
+                "max_mean_abs": float(np.max(v)),
+                "float_state_max_abs": scale[name],
+            }
+            for name, v in drift.items()
+        },
+    }
+
+
+def _layer_report(step: StepModel, fmt: Any, samples: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+    """Worst layers of an integer graph by RMSE in units of the tensor's quantization step."""
+    import tensorflow as tf
+
+    from converters.tflite import export_saved_model, make_converter
+
+    subset = samples[:: max(1, len(samples) // DEBUG_SAMPLES)][:DEBUG_SAMPLES]
+    with tempfile.TemporaryDirectory(prefix="hybrid-edge-dbg-") as tmp:
+        saved = export_saved_model(step.model, Path(tmp) / "saved_model")
+        conv = make_converter(saved, fmt, subset)
+        order: list[str] = []
+
+        def positional():  # the debugger feeds inputs by position: map names -> its input order
+            for s in subset:
+                yield [s[k] for k in order]
+
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=positional)
+        quant = debugger._quant_interpreter  # no public accessor for the debug model's inputs and scales
+        order.extend(_match_input(d["name"], list(subset[0])) for d in quant.get_input_details())
+        debugger.run()
+    scales = _verified_scales(quant)
+    layers = []
+    for name, metrics in debugger.layer_statistics.items():
+        scale = scales.get(name, 0.0)
+        rmse = math.sqrt(float(metrics["mean_squared_error"]))
+        layers.append({
+            "tensor": _short_name(name),
+            "rmse": rmse,
+            "rmse_over_scale": rmse / scale if scale else math.nan,
+            "max_abs_error": float(metrics["max_abs_error"]),
+        })
+    layers.sort(key=lambda d: -1.0 if math.isnan(d["rmse_over_scale"]) else d["rmse_over_scale"], reverse=True)
+    return {"graph": step.model.name, "samples": len(subset), "layers": len(layers), "worst": layers[:WORST_LAYERS]}
+
+
+def _verified_scales(quant: Any) -> dict[str, float]:
+    """NumericVerify output name -> quantization scale of the integer tensor it checks."""
+    tensors = {t["index"]: t for t in quant.get_tensor_details()}
+    out = {}
+    for op in quant._get_ops_details():
+        if op["op_name"] in ("NUMERIC_VERIFY", "NumericVerify") and op["outputs"].size:
+            q = tensors[op["inputs"][0]]
+            scales = q.get("quantization_parameters", {}).get("scales", [])
+            out[tensors[op["outputs"][0]]["name"]] = float(scales[0]) if len(scales) else float(q["quantization"][0])
+    return out
+
+
+def _short_name(name: str) -> str:
+    """``NumericVerify/model/frame_encoder/conv_0/BiasAdd;...:33`` -> ``frame_encoder/conv_0/BiasAdd``."""
+    first = name.removeprefix("NumericVerify/").split(";")[0].rsplit(":", 1)[0]
+    parts = [p.removesuffix("_1") for p in first.split("/")]
+    return "/".join(parts[1:] if len(parts) > 1 else parts)
+
+
+def _match_input(detail_name: str, keys: list[str]) -> str:
+    """Signature input ``serving_default_state_0_h:0`` -> sample key ``state_0_h``."""
+    base = detail_name.split(":")[0]
+    for key in sorted(keys, key=len, reverse=True):
+        if base == key or base.endswith("_" + key):
+            return key
+    raise ValueError(f"debug model input {detail_name!r} matches none of {keys}")
+
+
+def _warnings(report: dict[str, Any]) -> list[str]:
+    out = []
+    if report["degenerate"]:
+        out.append("degenerate output: the converted model predicts one class for every test sequence")
+    if report["agreement"] < 0.97:
+        out.append(f"top-1 agreement with Keras {report['agreement']:.3f} is below 0.97")
+    if abs(report["accuracy_tflite"] - report["accuracy_keras"]) > 0.02:
+        out.append(f"accuracy {report['accuracy_tflite']:.3f} differs from Keras {report['accuracy_keras']:.3f} by more than 2 points")
+    stream = report.get("long_stream")
+    if stream and stream["step_agreement"] < 0.98:
+        out.append(f"long-stream step agreement {stream['step_agreement']:.3f} is below 0.98")
+    return out
+
+
+def summary(report: dict[str, Any]) -> str:
+    """A few printable lines of a verify report."""
+    lines = [
+        f"verify    {report['sequences']} test sequences ({report['mode']}): agreement {report['agreement']:.3f}, "
+        f"accuracy keras {report['accuracy_keras']:.3f} / tflite {report['accuracy_tflite']:.3f}, "
+        f"prob error max {report['prob_error']['max']:.4f} mean {report['prob_error']['mean']:.5f}"
+    ]
+    if "frame_by_frame" in report:
+        f = report["frame_by_frame"]
+        lines.append(f"frames    {f['steps']} steps vs Keras step model: max abs prob error {f['max_abs_prob_error']:.2e}")
+    if "long_stream" in report:
+        s = report["long_stream"]
+        drift = max(d["mean_abs_last_10pct"] for d in s["state_drift"].values()) if s["state_drift"] else 0.0
+        lines.append(f"stream    {s['steps']} steps, no reset: step agreement {s['step_agreement']:.3f}, worst state drift (last 10%) {drift:.4f}")
+    for layer_rep in report["per_layer"]:
+        worst = ", ".join(f"{w['tensor']} ({w['rmse_over_scale']:.2f})" for w in layer_rep["worst"][:3])
+        lines.append(f"layers    {layer_rep['graph']}: worst RMSE/scale: {worst}")
+    lines += [f"WARNING   {w}" for w in report["warnings"]]
+    return "\n".join(lines)
