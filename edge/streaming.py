@@ -235,6 +235,7 @@ class StreamingSession:
             for st in self.bundle.states
         }
 
+
 class _TensorPath:
     """The per-frame hot path of a single-graph session: no allocations, no float math.
 
