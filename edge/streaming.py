@@ -69,6 +69,7 @@ class GraphRunner:
     def __init__(self, interpreter: Any, graph: GraphSpec):
         self.interpreter = interpreter
         self.graph = graph
+        self.pinned_invoke: Any = None  # set by _TensorPath: the interpreter's buffers are pinned views
         try:
             runner = interpreter.get_signature_runner(graph.signature)
         except ValueError as exc:
@@ -105,7 +106,7 @@ class GraphRunner:
         it = self.interpreter
         for name, value in feeds.items():
             it.set_tensor(self._in_index[name], value)
-        it.invoke()
+        (self.pinned_invoke or it.invoke)()
         return {name: it.get_tensor(index) for name, index in self._out_index.items()}
 
 
@@ -261,6 +262,7 @@ class _TensorPath:
         it = runner.interpreter
         it.invoke()  # some delegates materialise output buffers on the first invoke; pin after it
         self.invoke = it._interpreter.Invoke
+        runner.pinned_invoke = self.invoke  # the general path (step_encoded) must not trip the view check either
         self.session = session
         pre = session.bundle.preprocessing
         spec = session._frame_spec
