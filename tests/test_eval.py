@@ -79,3 +79,59 @@ def test_eval_errors_are_one_line(tiny_bundles: dict[str, Path], tmp_path: Path)
     np.savez(wrong, clips=np.zeros((2, 6, 24, 24, 3), np.uint8), labels=np.zeros(2, np.int64), label_names=np.array(["a", "b"]))
     proc = run_cli("eval", str(tiny_bundles["int8"]), "--clips", str(wrong))
     assert proc.returncode == 2 and "labels" in proc.stderr
+
+
+def write_ts(path: Path, cases: list[np.ndarray], labels: list[str], names: tuple[str, ...]) -> None:
+    """A UEA ``.ts`` file in the archive's real format (multivariate, unequal length)."""
+    lines = ["# tiny synthetic problem written by the test", "@problemName Tiny", "@timeStamps false", "@missing false",
+             "@univariate false", f"@dimensions {cases[0].shape[1]}", "@equalLength false",
+             "@classLabel true " + " ".join(names), "@data"]
+    for case, label in zip(cases, labels):
+        dims = [",".join(f"{v:.5f}" for v in case[:, d]) for d in range(case.shape[1])]
+        lines.append(":".join(dims) + ":" + label)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def ts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three classes of 3-axis signals (frequency tells them apart), 9 to 16 steps long."""
+    root = tmp_path_factory.mktemp("ucr") / "Tiny"
+    root.mkdir()
+    names = ("slow", "mid", "fast")
+    rng = np.random.default_rng(11)
+    for split, n in (("TRAIN", 36), ("TEST", 12)):
+        cases, labels = [], []
+        for i in range(n):
+            k = i % 3
+            t = np.arange(int(rng.integers(9, 17)))
+            phase = rng.uniform(0, 2 * np.pi, size=3)
+            case = np.stack([np.sin(t * (0.3 + 0.5 * k) + p) for p in phase], axis=1) * 2 + rng.normal(0, 0.1, (len(t), 3)) + 5
+            cases.append(case)
+            labels.append(names[k])
+        write_ts(root / f"Tiny_{split}.ts", cases, labels, names)
+    return root
+
+
+def test_eval_ts_dataset_streams_only_real_steps(ts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from converters.convert import ConvertOptions
+    from converters.isolate import convert_run
+    from training.train import TrainConfig, train
+
+    spec = f"ucr:{ts_dir}"
+    root = tmp_path_factory.mktemp("ts_run")
+    run_dir = train("test_rnn_gru", spec, root / "run", TrainConfig(epochs=3, batch_size=8, seed=2), progress=lambda m: None)
+    bundles = [convert_run(run_dir, root / p, ConvertOptions(p, calibration_samples=100, verify=False)) for p in ("float32", "int8")]
+    out = tmp_path_factory.mktemp("ts_eval") / "eval.json"
+    proc = run_cli("eval", *map(str, bundles), "--dataset", spec, "--reference", str(run_dir), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    f32, i8 = result["bundles"]
+    assert result["items"] == 12 and f32["clips"] == 12
+    from training.data import load_dataset
+
+    lengths = load_dataset(spec).test.lengths
+    assert lengths is not None and len(set(lengths.tolist())) > 1
+    assert f32["frames"] == int(lengths.sum())  # only the real steps were streamed
+    # streaming the real steps from zero state equals the Keras model on the front-padded batch
+    assert f32["agreement_with_float"] == 1.0 and f32["prob_error"]["max"] < 1e-4, f32["prob_error"]
+    assert i8["prob_error"]["mean"] < 0.05 and np.array(i8["confusion"]).sum() == 12
