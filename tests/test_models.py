@@ -1,0 +1,146 @@
+"""Every registered test_* model builds, trains a step, saves and reloads; streaming contract holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.registry import InputKind, create_model, get_entry, list_models, make_config
+
+TEST_MODELS = [n for n in list_models() if n.startswith("test_")]
+STREAMABLE_TESTS = [n for n in TEST_MODELS if get_entry(n).streamable]
+
+
+def _batch(name: str, n: int = 4, steps: int = 7, seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """Random float inputs of the model's input kind and shape, labels."""
+    entry = get_entry(name)
+    cfg = entry.config_cls()
+    rng = np.random.default_rng(seed)
+    if entry.input_kind is InputKind.CLIP:
+        shape = (n, cfg.frames, cfg.height, cfg.width, cfg.channels)
+    elif entry.input_kind is InputKind.IMAGE:
+        shape = (n, cfg.height, cfg.width, cfg.channels)
+    else:
+        shape = (n, cfg.timesteps or steps, cfg.features)
+    return rng.uniform(0, 1, shape).astype(np.float32), rng.integers(0, cfg.num_classes, n), cfg.num_classes
+
+
+def _jiggle(model, seed: int = 1) -> None:
+    """Random non-zero weights everywhere (fresh biases are zero, which hides padding bugs)."""
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        value = np.asarray(w.numpy())
+        if "moving_variance" in w.path:
+            w.assign(rng.uniform(0.5, 1.5, value.shape).astype(value.dtype))
+        else:
+            w.assign(value + rng.normal(0, 0.3, value.shape).astype(value.dtype))
+
+
+def test_registry_lists_kinds_and_variants() -> None:
+    assert {"cnn", "rnn", "rnn_bidir", "cnn_lstm", "cnn_gru"} <= set(list_models(include_tests=False))
+    assert {"test_cnn", "test_rnn", "test_rnn_gru", "test_cnn_lstm", "test_cnn_gru"} <= set(TEST_MODELS)
+    assert get_entry("rnn").input_kind is InputKind.SEQUENCE and get_entry("rnn").streamable
+    assert get_entry("cnn").input_kind is InputKind.IMAGE and not get_entry("cnn").streamable
+    assert get_entry("cnn_gru").input_kind is InputKind.CLIP
+    assert not get_entry("rnn_bidir").streamable
+    assert "rnn_bidir" not in list_models(streamable=True)
+    assert list_models(include_tests=False, input_kind="sequence") == ["rnn", "rnn_bidir"]
+
+
+@pytest.mark.parametrize("name", TEST_MODELS)
+def test_build_train_one_step_save_reload(name: str, tmp_path: Path) -> None:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = create_model(name)
+    x, y, classes = _batch(name)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    before = [np.array(w) for w in model.trainable_weights]
+    model.fit(x, y, epochs=1, batch_size=len(y), verbose=0)
+    assert any(not np.array_equal(b, np.array(w)) for b, w in zip(before, model.trainable_weights))
+    probs = model.predict(x, verbose=0)
+    assert probs.shape == (len(y), classes)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(again.predict(x, verbose=0), probs, atol=1e-6)
+    names = [layer.name for layer in model.layers]
+    assert "classifier" in names
+    if get_entry(name).input_kind is not InputKind.IMAGE:
+        assert "rnn_0" in names
+
+
+def test_mobilenet_backbone_has_no_hidden_rescaling() -> None:
+    """include_preprocessing=False: inputs are the [0, 1] floats every model gets."""
+    import keras
+
+    model = create_model("cnn", make_config("cnn", {"backbone": "mobilenet_v3_small", "height": "32", "width": "32", "alpha": "0.75"}))
+    seen = []
+
+    def walk(m):
+        for layer in m.layers:
+            seen.append(type(layer).__name__)
+            if isinstance(layer, keras.Model):
+                walk(layer)
+
+    walk(model)
+    assert "Rescaling" not in seen and "DepthwiseConv2D" in seen
+    assert model.get_layer("frame_encoder").get_layer("mobilenet_v3_small") is not None
+
+
+@pytest.mark.parametrize("name", ["test_rnn", "test_rnn_gru", "rnn"])
+def test_front_padded_masked_sequence_equals_real_steps_alone(name: str) -> None:
+    """The variable-length rule: output(padded + masked) == output(real steps only, zero state)."""
+    from training.train import to_float
+
+    model = create_model(name, make_config(name, {"features": "3", "num_classes": "3"}))
+    _jiggle(model)
+    rng = np.random.default_rng(2)
+    lengths = [9, 4, 1, 6]
+    T = 12
+    raw = np.full((len(lengths), T, 3), np.nan, np.float32)  # loaders mark padding as NaN
+    for i, n in enumerate(lengths):
+        raw[i, T - n :] = rng.normal(3.0, 2.0, (n, 3))
+    pre = {"mean": [3.0, 3.0, 3.0], "std": [2.0, 2.0, 2.0], "pad_value": 0.0}
+    x = to_float(raw, pre)
+    assert np.all(x[0, : T - 9] == 0.0)
+    batched = model.predict(x, verbose=0)
+    alone = [model.predict(x[i : i + 1, T - n :], verbose=0)[0] for i, n in enumerate(lengths)]
+    np.testing.assert_allclose(batched, np.stack(alone), atol=1e-5)
+    # without the mask the padding would matter: a zero step still moves the state
+    unmasked = model.predict(np.concatenate([np.full((1, 3, 3), 0.5, np.float32), x[1:2]], axis=1), verbose=0)[0]
+    assert np.abs(unmasked - alone[1]).max() > 1e-4
+
+
+def _stream(step, model_input: np.ndarray) -> np.ndarray:
+    """Feed a sequence one step at a time through a step model from zero state."""
+    feeds = {inp.name: np.zeros([1 if d is None else d for d in inp.shape], np.float32) for inp in step.model.inputs}
+    out = None
+    for t in range(model_input.shape[0]):
+        feeds[step.frame_input] = model_input[t][None]
+        outs = step.model(feeds, training=False)
+        outs = [np.asarray(o) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
+        out = outs[0]
+        for s in step.states:
+            feeds[s.name] = outs[s.output_index]
+    return out[0]
+
+
+@pytest.mark.parametrize("name", STREAMABLE_TESTS)
+def test_streamable_models_build_as_step_models(name: str) -> None:
+    """Same weights, one step at a time == the whole sequence in Keras."""
+    from converters.streaming import build_step_model
+    from edge.errors import ConversionError
+
+    model = create_model(name)
+    _jiggle(model, seed=3)
+    x, _, _ = _batch(name, n=1, steps=6)
+    try:
+        step = build_step_model(model)
+    except ConversionError as exc:
+        if "Conv1D" in str(exc) or "Masking" in str(exc):
+            pytest.xfail(f"step builder lacks this layer yet: {exc}")
+        raise
+    np.testing.assert_allclose(_stream(step, x[0]), model.predict(x, verbose=0)[0], atol=1e-5)
