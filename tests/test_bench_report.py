@@ -23,10 +23,19 @@ def bench(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def bench_runs(tiny_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Two identical-seed bench runs of the tiny float32 + int8 bundles with accuracy; the second compares to the first."""
+def window_bundle(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny run as a whole-window float32 bundle (the naive deployment)."""
+    from converters.convert import ConvertOptions
+    from converters.isolate import convert_run
+
+    return convert_run(tiny_run, tmp_path_factory.mktemp("window") / "float32", ConvertOptions("float32", mode="window", verify=False))
+
+
+@pytest.fixture(scope="module")
+def bench_runs(tiny_bundles: dict[str, Path], window_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two identical-seed bench runs (float32 + int8 streaming, float32 window) with accuracy; the second compares to the first."""
     root = tmp_path_factory.mktemp("bench")
-    common = [str(tiny_bundles["float32"]), str(tiny_bundles["int8"]), "--threads", "1,2", "--runs", "30",
+    common = [str(tiny_bundles["float32"]), str(tiny_bundles["int8"]), str(window_bundle), "--threads", "1,2", "--runs", "30",
               "--min-seconds", "0.2", "--repeats", "2", "--warmup", "5", "--dataset", TINY_SPEC, "--limit", "7", "--seed", "4"]
     first = bench(*common, "--out", str(root / "a"), "--save-reference", "thisbox")
     assert first.returncode == 0, first.stderr
@@ -37,7 +46,7 @@ def bench_runs(tiny_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathF
 
 def test_results_follow_run_rules_and_record_the_machine(bench_runs: tuple[Path, Path]) -> None:
     doc = json.loads((bench_runs[0] / "results.json").read_text())
-    assert len(doc["results"]) == 4
+    assert len(doc["results"]) == 6
     for r in doc["results"]:
         lat = r["latency_ms"]
         assert lat["count"] >= 2 * 30 and r["measured_seconds"] >= 2 * 0.2
@@ -57,6 +66,19 @@ def test_results_follow_run_rules_and_record_the_machine(bench_runs: tuple[Path,
     assert rows[("int8", 1)]["size_ratio_vs_float32"] < 1.0
 
 
+def test_streaming_and_window_bundles_are_paired_per_frame(bench_runs: tuple[Path, Path]) -> None:
+    doc = json.loads((bench_runs[0] / "results.json").read_text())
+    window = [r for r in doc["results"] if r["mode"] == "window"]
+    assert len(window) == 2 and all(r["window_frames"] == 6 for r in window)
+    # the window bundle classifies the same clips as the streaming one (same float function)
+    assert all(r["agreement_with_float"] == 1.0 for r in window)
+    pairs = doc["streaming_vs_window"]
+    assert [(p["precision"], p["threads"]) for p in pairs] == [("float32", 1), ("float32", 2)]
+    for p in pairs:
+        assert p["speedup"] == pytest.approx(p["window_p50_ms"] / p["streaming_p50_ms"])
+        assert p["target_speedup"] == pytest.approx(0.9 * 6) and p["meets_target"] == (p["speedup"] >= 5.4)
+
+
 def test_same_seed_same_accuracy_fields(bench_runs: tuple[Path, Path]) -> None:
     a, b = (json.loads((d / "results.json").read_text())["results"] for d in bench_runs)
     keys = ("accuracy", "macro_f1", "confusion", "agreement_with_float", "items")
@@ -68,13 +90,13 @@ def test_compare_to_reference_marks_each_entry(bench_runs: tuple[Path, Path], tm
 
     doc = json.loads((bench_runs[1] / "results.json").read_text())
     rows = doc["comparison"]["rows"]
-    assert len(rows) == 4 and all(r["status"] in ("ok", "regression") for r in rows)
+    assert len(rows) == 6 and all(r["status"] in ("ok", "regression") for r in rows)
     # a reference twice as fast as reality must flag every entry
     ref = load_reference(bench_runs[0] / "reference-thisbox.json")
     for e in ref["entries"]:
         e["p50_ms"] /= 2.5
     strict = compare(doc, ref)
-    assert strict["regressions"] == 4 and all("p50" in r["problems"][0] for r in strict["rows"])
+    assert strict["regressions"] == 6 and all("p50" in r["problems"][0] for r in strict["rows"])
 
 
 def test_report_html_renders_every_image_in_chromium(bench_runs: tuple[Path, Path], tmp_path: Path) -> None:
@@ -84,7 +106,7 @@ def test_report_html_renders_every_image_in_chromium(bench_runs: tuple[Path, Pat
     page = (bench_runs[1] / "report.html").read_text()
     assert "src='http" not in page and "<link" not in page  # self-contained
     n_images = page.count("<img ")
-    assert n_images >= 5  # latency, accuracy, size-vs-latency, energy, confusion
+    assert n_images == 6  # latency, accuracy, size-vs-latency, energy, confusion, streaming-vs-window
     check = ("<script>window.addEventListener('load', () => { const imgs = [...document.images];"
              " const ok = imgs.filter(i => i.complete && i.naturalWidth > 0 && i.naturalHeight > 0).length;"
              " const d = document.createElement('div'); d.id = 'imgcheck'; d.textContent = `images ${ok}/${imgs.length}`;"
@@ -110,4 +132,4 @@ def test_results_table_replaces_only_between_markers(bench_runs: tuple[Path, Pat
     assert main([str(bench_runs[0] / "results.json"), "--readme", str(readme)]) == 0
     text = readme.read_text()
     assert text.startswith("# title\nbefore\n<!-- results:start -->\n| model |") and text.endswith("<!-- results:end -->\nafter\n")
-    assert "old table" not in text and text.count("| test_cnn_lstm |") == 4
+    assert "old table" not in text and text.count("| test_cnn_lstm |") == 6 and "streaming vs window" in text
