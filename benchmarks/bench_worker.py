@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edge.bundle import read_bundle
-from edge.evalsets import load_clipset
+from edge.evalsets import align_labels, load_clipset
 from edge.evaluate import ItemStepper, predict
 from edge.measure.energy import make_meter
 from edge.measure.latency import percentiles
@@ -147,7 +147,7 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
         "input": "dataset" if request.get("data") else f"random (seed {request.get('seed', 0)})",
     }
     if request.get("data") and request.get("accuracy", True):
-        clips = load_clipset(request["data"])
+        clips = align_labels(load_clipset(request["data"]), bundle.labels, str(bundle.path))
         pred = predict(bundle, clips, session=session, warmup=0)
         result.update(classification_scores(clips.labels, pred.probs, pred.probs.shape[1]))
         result["items"] = len(clips)

@@ -74,6 +74,26 @@ def load_dataset_split(spec: str, split: str = "test") -> ClipSet:
                    None if lengths is None else np.asarray(lengths, np.int64), f"{dataset.spec}#{split}")
 
 
+def align_labels(clipset: ClipSet, bundle_labels: tuple[str, ...], where: str = "bundle") -> ClipSet:
+    """The clip set with labels indexed in the bundle's class order.
+
+    Datasets list classes in their own order (e.g. sorted folder names); when the
+    names are the same set, labels are renumbered by name. Different names are an error.
+    """
+    names = clipset.label_names
+    if not bundle_labels or not names or tuple(bundle_labels) == tuple(names):
+        return clipset
+    if sorted(bundle_labels) != sorted(names):
+        raise DataError(f"{where}: bundle labels {list(bundle_labels)} differ from the data's {list(names)}")
+    index = {name: i for i, name in enumerate(bundle_labels)}
+    order = np.array([index[n] for n in names], np.int64)
+    ref = None
+    if clipset.reference_probs is not None:
+        ref = np.zeros_like(clipset.reference_probs)
+        ref[:, order] = clipset.reference_probs
+    return ClipSet(clipset.clips, order[clipset.labels], tuple(bundle_labels), ref, clipset.lengths, clipset.source)
+
+
 def real_steps(item: np.ndarray, length: int | None) -> np.ndarray:
     """The real steps of one sequence.
 

@@ -29,7 +29,7 @@ import numpy as np
 from edge import adapters
 from edge.bundle import Bundle, read_bundle
 from edge.errors import DataError, HybridEdgeError
-from edge.evalsets import ClipSet, load_clipset, load_dataset_split, real_steps
+from edge.evalsets import ClipSet, align_labels, load_clipset, load_dataset_split, real_steps
 from edge.measure.energy import EnergyReading, make_meter
 from edge.measure.latency import LatencyRecorder
 from edge.metrics import agreement, classification_scores
@@ -138,9 +138,6 @@ def predict(
     return Predictions(np.stack(out).astype(np.float32), recorder, steps, wall, reading, session)
 
 
-def _check_labels(bundle: Bundle, clipset: ClipSet) -> None:
-    if clipset.label_names and bundle.labels and tuple(bundle.labels) != clipset.label_names:
-        raise DataError(f"{bundle.path}: bundle labels {list(bundle.labels)} differ from the data's {list(clipset.label_names)}")
 
 
 def score(bundle: Bundle, clipset: ClipSet, pred: Predictions, num_threads: int,
@@ -189,7 +186,7 @@ def evaluate_bundle(
 ) -> dict[str, Any]:
     """Score one bundle; agreement against the clip set's stored reference, if any."""
     bundle = read_bundle(bundle_path)
-    _check_labels(bundle, clipset)
+    clipset = align_labels(clipset, bundle.labels, str(bundle.path))
     pred = predict(bundle, clipset, num_threads, delegate, meter, warmup)
     return score(bundle, clipset, pred, num_threads, clipset.reference_probs,
                  "clip set reference_probs" if clipset.reference_probs is not None else None)
@@ -209,8 +206,11 @@ def evaluate_bundles(
     float32 bundle among ``bundle_paths``; the clip set's ``reference_probs``.
     """
     bundles = [read_bundle(p) for p in bundle_paths]
-    for b in bundles:
-        _check_labels(b, clipset)
+    if bundles:
+        clipset = align_labels(clipset, bundles[0].labels, str(bundles[0].path))
+    for b in bundles[1:]:
+        if b.labels and tuple(b.labels) != clipset.label_names:
+            raise DataError(f"{b.path}: labels {list(b.labels)} differ from {bundles[0].path}'s; compare bundles of one model")
     preds = [predict(b, clipset, num_threads, delegate, meter) for b in bundles]
     reference, name = None, None
     if reference_run is not None:

@@ -135,3 +135,14 @@ def test_eval_ts_dataset_streams_only_real_steps(ts_dir: Path, tmp_path_factory:
     # streaming the real steps from zero state equals the Keras model on the front-padded batch
     assert f32["agreement_with_float"] == 1.0 and f32["prob_error"]["max"] < 1e-4, f32["prob_error"]
     assert i8["prob_error"]["mean"] < 0.05 and np.array(i8["confusion"]).sum() == 12
+
+
+def test_labels_are_matched_by_name() -> None:
+    from edge.evalsets import ClipSet, align_labels
+
+    data = ClipSet(np.zeros((3, 2, 2)), np.array([0, 1, 2]), ("b", "c", "a"), np.eye(3, dtype=np.float32))
+    aligned = align_labels(data, ("a", "b", "c"))
+    assert aligned.labels.tolist() == [1, 2, 0] and aligned.label_names == ("a", "b", "c")
+    assert aligned.reference_probs.argmax(1).tolist() == [1, 2, 0]
+    with pytest.raises(DataError, match="differ"):
+        align_labels(data, ("a", "b", "x"))
