@@ -29,6 +29,16 @@ from edge.streaming import Mode, StreamingSession
 
 
 def _rss_mb() -> float:
+    """Peak resident memory of this process, MB.
+
+    ``VmHWM`` belongs to this program image; ``ru_maxrss`` is carried over from
+    the parent across fork+exec on Linux, so it is only the fallback.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
