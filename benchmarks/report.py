@@ -58,7 +58,7 @@ def plot_accuracy(results: list[dict[str, Any]]) -> Any:
     ax.barh([v - 0.2 for v in y], [r.get("agreement_with_float", 0.0) for r in rows], height=0.4, label="top-1 agreement with float32")
     ax.set_yticks(list(y), [_label(r) for r in rows])
     ax.set_xlim(0, 1.05)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
     ax.set_title("Accuracy and agreement, float vs quantized")
     return fig
 
@@ -109,6 +109,7 @@ def plot_confusions(results: list[dict[str, Any]]) -> Any:
         ax.set_title(f"{_label(r)}\nacc {r['accuracy']:.3f}", fontsize=8)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
+    fig.tight_layout()
     return fig
 
 
@@ -123,7 +124,7 @@ def plot_streaming_vs_window(pairs: list[dict[str, Any]]) -> Any:
         ax.text(p["window_p50_ms"], v + 0.2, f" {p['speedup']:.1f}x", va="center", fontsize=8)
     ax.set_yticks(list(y), labels)
     ax.set_xlabel("p50 ms per frame")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     ax.set_title("Streaming step model vs re-running the whole window")
     return fig
 
