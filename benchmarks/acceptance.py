@@ -167,7 +167,8 @@ def step_seed(work: Path, clips: Path, summary: dict[str, Any]) -> None:
     fields = [[{k: r.get(k) for k in keys} for r in d["results"]] for d in docs]
     same = fields[0] == fields[1]
     print(f"[seed] two bench runs, seed 7: accuracy fields identical: {same}; "
-          + ", ".join(f"{r['precision']} acc {r['accuracy']:.4f} agree {r.get('agreement_with_float', float('nan')):.4f}" for r in fields[0] if True))
+          + ", ".join(f"{r['precision']} acc {r['accuracy']:.4f} agree {r['agreement_with_float']:.4f} / "
+                      f"{s['accuracy']:.4f} agree {s['agreement_with_float']:.4f}" for r, s in zip(docs[0]["results"], docs[1]["results"])))
     summary["same_seed_same_accuracy"] = same
 
 
