@@ -133,3 +133,13 @@ def test_results_table_replaces_only_between_markers(bench_runs: tuple[Path, Pat
     text = readme.read_text()
     assert text.startswith("# title\nbefore\n<!-- results:start -->\n| model |") and text.endswith("<!-- results:end -->\nafter\n")
     assert "old table" not in text and text.count("| test_cnn_lstm |") == 6 and "streaming vs window" in text
+
+
+def test_shipped_reference_files_are_valid() -> None:
+    from benchmarks.compare import load_reference
+
+    files = sorted((Path(__file__).parent.parent / "benchmarks" / "reference").glob("*.json"))
+    assert files
+    for f in files:
+        ref = load_reference(f)
+        assert ref["machine"]["cores"] >= 1 and ref["entries"] and all(e["p50_ms"] > 0 for e in ref["entries"])
