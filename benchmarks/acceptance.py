@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-SHAPES = "synthetic-shapes:classes=6,size=112,images=80,seed=0"
+SHAPES = "synthetic-shapes:classes=6,size=112,images=200,seed=0"
+IMAGE_MODELS = (("mobilenet_v3_small", ()), ("mobilenet_v3_small_min", ("--set", "minimalistic=true")), ("separable", ()))
 QS_PRECISIONS = (("streaming", "float32"), ("window", "float32"), ("streaming", "int8"), ("window", "int8"),
                  ("streaming", "float16"), ("streaming", "dynamic"), ("streaming", "mixed"))
 
@@ -88,9 +89,9 @@ def step_qs(work: Path, run: Path, clips: Path, summary: dict[str, Any]) -> None
 
 def step_mobilenet(work: Path, summary: dict[str, Any]) -> None:
     rows = []
-    for backbone in ("mobilenet_v3_small", "separable"):
-        run = train(work / "runs" / f"cnn-{backbone}-112", "--model", "cnn", "--dataset", SHAPES, "--epochs", "6", "--batch-size", "32",
-                    "--set", f"backbone={backbone}", "--set", "height=112", "--set", "width=112")
+    for backbone, extra in IMAGE_MODELS:
+        run = train(work / "runs" / f"cnn-{backbone}-112", "--model", "cnn", "--dataset", SHAPES, "--epochs", "30", "--batch-size", "32",
+                    "--set", f"backbone={backbone.removesuffix('_min')}", "--set", "height=112", "--set", "width=112", *extra)
         bundles = [convert(run, work / "bundles" / f"cnn-{backbone}-112-{p}", p) for p in ("float32", "int8")]
         print(f"[mobilenet] {load()}")
         doc = bench(work / f"bench-cnn-{backbone}-112", bundles, "--threads", "1", "--dataset", SHAPES, "--limit", "60",
