@@ -25,15 +25,15 @@ def _cell(v: Any, fmt: str = ".3f") -> str:
 
 def table(docs: list[dict[str, Any]]) -> str:
     """A Markdown table: one row per measured bundle and thread count, then where it ran."""
-    lines = ["| model | precision | mode | threads | size KB | p50 ms | p99 ms | speedup vs float32 | size vs float32 | accuracy | agreement | mJ/inference |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| bundle | model | precision | mode | threads | size KB | p50 ms | p99 ms | speedup vs float32 | size vs float32 | accuracy | agreement | mJ/inference |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     notes = []
     for doc in docs:
         prec = {(p["path"], p["threads"]): p for p in doc["precisions"]}
         for r in doc["results"]:
             p = prec.get((r["path"], r["threads"]), {})
             energy = f"{r['energy_mj_per_inference']:.3f}" + (" (est.)" if r["energy_estimated"] else "")
-            lines.append(f"| {r.get('name')} | {r['precision']} | {r['mode']} | {r['threads']} | {r['size_bytes'] / 1024:.1f} | "
+            lines.append(f"| {Path(r['path']).name} | {r.get('name')} | {r['precision']} | {r['mode']} | {r['threads']} | {r['size_bytes'] / 1024:.1f} | "
                          f"{r['latency_ms']['p50']:.3f} | {r['latency_ms']['p99']:.3f} | {_cell(p.get('speedup_vs_float32'), '.2f')} | "
                          f"{_cell(p.get('size_ratio_vs_float32'), '.2f')} | {_cell(r.get('accuracy'))} | {_cell(r.get('agreement_with_float'))} | {energy} |")
         for pair in doc.get("streaming_vs_window", []):

@@ -131,8 +131,8 @@ def test_results_table_replaces_only_between_markers(bench_runs: tuple[Path, Pat
     readme.write_text("# title\nbefore\n<!-- results:start -->\nold table\n<!-- results:end -->\nafter\n")
     assert main([str(bench_runs[0] / "results.json"), "--readme", str(readme)]) == 0
     text = readme.read_text()
-    assert text.startswith("# title\nbefore\n<!-- results:start -->\n| model |") and text.endswith("<!-- results:end -->\nafter\n")
-    assert "old table" not in text and text.count("| test_cnn_lstm |") == 6 and "streaming vs window" in text
+    assert text.startswith("# title\nbefore\n<!-- results:start -->\n| bundle | model |") and text.endswith("<!-- results:end -->\nafter\n")
+    assert "old table" not in text and text.count(" | test_cnn_lstm | ") == 6 and "streaming vs window" in text
 
 
 def test_shipped_reference_files_are_valid() -> None:
