@@ -62,3 +62,31 @@ def make_strategy(dist: Distribution | str) -> tuple[Any, bool]:
     cfg = tf_config()
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     return strategy, is_chief(cfg)
+
+
+def prepare_model(model: Any, strategy: Any) -> None:
+    """Make Keras 3 ``fit``/``evaluate`` work under MultiWorkerMirroredStrategy (no-op otherwise).
+
+    Keras 3.15's TensorFlow trainer fails there in two places (keras-team/keras
+    issue 20585): the symbolic build before the first step reduces a
+    ``PerReplica`` batch eagerly, and step outputs (scalar metrics) are reduced
+    with ``strategy.reduce("MEAN", v, axis=0)``, which needs a batch axis. We
+    defer the build to the traced step (the model then takes the strategy from
+    the surrounding ``strategy.scope()``, so call ``fit`` inside it) and give
+    every step output a length-1 axis. Gradients and metric variables are still
+    all-reduced by the strategy; only the logging path changes.
+    """
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    model._distribute_strategy = None  # noqa: SLF001  (see the docstring)
+
+    def with_axis(step: Any) -> Any:
+        def wrapped(data: Any) -> dict[str, Any]:
+            return {k: tf.reshape(v, [1]) for k, v in step(data).items()}
+
+        return wrapped
+
+    model.train_step = with_axis(model.train_step)
+    model.test_step = with_axis(model.test_step)

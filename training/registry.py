@@ -30,6 +30,8 @@ class FitDefaults:
     learning_rate: float = 2e-3
     patience: int = 5
     monitor: str = "val_accuracy"  # early stopping + best-weights restore watch this
+    min_epochs: int = 0  # neither stop nor pick a best epoch before this one (tiny validation sets are noisy)
+    clipnorm: float = 0.0  # gradient-norm clipping; 0 = off
 
 
 @dataclass(frozen=True)
@@ -111,12 +113,17 @@ def make_config(name: str, overrides: dict[str, Any] | None = None) -> Any:
     for key, value in overrides.items():
         current = getattr(cfg, key)
         if isinstance(value, str):
-            if isinstance(current, tuple):
-                value = tuple(type(current[0] if current else 1)(v) for v in value.split("x" if "x" in value else ";") if v)
-            elif isinstance(current, bool):
-                value = value.lower() in ("1", "true", "yes")
-            else:
-                value = type(current)(value)
+            try:
+                if isinstance(current, tuple):
+                    value = tuple(type(current[0] if current else 1)(v) for v in value.split("x" if "x" in value else ";") if v)
+                elif isinstance(current, bool):
+                    if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                        raise ValueError(value)
+                    value = value.lower() in ("1", "true", "yes")
+                else:
+                    value = type(current)(value)
+            except ValueError:
+                raise HybridEdgeError(f"model {name!r}: setting {key}={value!r} is not a valid {type(current).__name__}") from None
         typed[key] = value
     return dataclasses.replace(cfg, **typed)
 

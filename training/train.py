@@ -24,7 +24,7 @@ import numpy as np
 
 from edge.errors import HybridEdgeError
 from training.data import Dataset, load_dataset
-from training.distribute import Distribution, make_strategy
+from training.distribute import Distribution, make_strategy, prepare_model
 from training.registry import ModelEntry, create_model, get_entry, make_config
 from training.versions import library_versions
 
@@ -41,6 +41,8 @@ class TrainConfig:
     learning_rate: float | None = None
     patience: int | None = None
     monitor: str | None = None
+    min_epochs: int | None = None
+    clipnorm: float | None = None
     seed: int = 0
     distribute: Distribution = Distribution.NONE
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -101,8 +103,10 @@ def train(
     config: TrainConfig = TrainConfig(),
     progress: Callable[[str], None] = print,
     dataset: Dataset | None = None,
-) -> Path:
+) -> Path | None:
     """Train ``model_name`` on ``dataset_spec``; return the finished run directory.
+
+    Under ``multi-worker`` only the chief writes ``out``; other workers return ``None``.
 
     Raises:
         HybridEdgeError: bad model/dataset/settings, or ``out`` exists and is not empty.
@@ -125,10 +129,11 @@ def train(
     with strategy.scope():
         model = create_model(model_name, model_cfg)
         model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate),
+            optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm or None),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
+    prepare_model(model, strategy)
     pre = dataset.preprocessing
     x_train, x_val, x_test = (to_float(s.x, pre) for s in (dataset.train, dataset.val, dataset.test))
     has_val = len(dataset.val.y) > 0
@@ -141,16 +146,18 @@ def train(
     try:
         callbacks = [
             keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=config.patience, restore_best_weights=True, mode="min" if monitor.endswith("loss") else "max"
+                monitor=monitor, patience=config.patience, restore_best_weights=True, mode="min" if monitor.endswith("loss") else "max",
+                start_from_epoch=min(int(config.min_epochs), int(config.epochs) - 1),
             ),
             keras.callbacks.TensorBoard(log_dir=str(tmp / "tensorboard"), histogram_freq=0, write_graph=False),
             _ProgressCallback(progress, int(config.epochs)),
         ]
-        history = model.fit(
-            x_train, dataset.train.y, validation_data=(x_val, dataset.val.y) if has_val else None,
-            epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=callbacks,
-        )
-        test_loss, test_acc = model.evaluate(x_test, dataset.test.y, verbose=0, batch_size=64)
+        with strategy.scope():
+            history = model.fit(
+                x_train, dataset.train.y, validation_data=(x_val, dataset.val.y) if has_val else None,
+                epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=callbacks,
+            )
+            test_loss, test_acc = model.evaluate(x_test, dataset.test.y, verbose=0, batch_size=64)
         progress(f"test accuracy {test_acc:.3f} ({time.perf_counter() - t0:.1f}s)")
         model.save(tmp / "model.keras")
         _write_json(tmp / "config.json", {
@@ -183,7 +190,8 @@ def train(
             "versions": library_versions(),
         })
         if not is_chief:
-            return out
+            progress(f"worker done; the chief writes {out}")
+            return None
         if out.exists():
             out.rmdir()
         tmp.rename(out)

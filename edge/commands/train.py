@@ -7,24 +7,44 @@ import argparse
 NAME = "train"
 ORDER = 10
 HELP = "train a registered model on a dataset spec"
-EXAMPLE = "hybrid-edge train --model cnn_lstm --dataset synthetic-actions:clips=300 --out runs/cnn_lstm"
+EXAMPLE = "hybrid-edge train --model rnn --dataset ucr:data/BasicMotions --out runs/rnn"
+
+DATASETS = (
+    "synthetic-actions[:classes=8,frames=16,size=48,clips=300,seed=0] | synthetic-shapes[:classes=6,size=32,images=100] | "
+    "ucr:DIR[/NAME][,val=0.2] | video-folder:DIR[,frames=16,stride=2,size=64] | image-folder:DIR[,size=64]"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True)
-    p.add_argument("--dataset", required=True, help="e.g. synthetic-actions:clips=300,seed=1")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=16)
+    from training.distribute import Distribution
+    from training.registry import list_models  # neither imports TensorFlow
+
+    p.add_argument("--model", required=True, choices=list_models(), metavar="NAME", help=f"one of: {', '.join(list_models())}")
+    p.add_argument("--dataset", required=True, metavar="SPEC", help=DATASETS)
+    p.add_argument("--epochs", type=int, default=None, help="default: the model's")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the model's")
+    p.add_argument("--learning-rate", type=float, default=None, help="default: the model's")
+    p.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs (default: the model's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model config override")
-    p.add_argument("--out", required=True)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model config override, e.g. units=64x64, cell=gru")
+    p.add_argument("--distribute", choices=[d.value for d in Distribution], default="none",
+                   help="tf.distribute strategy; multi-worker reads TF_CONFIG, the chief writes --out")
+    p.add_argument("--out", required=True, metavar="RUN_DIR")
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.errors import HybridEdgeError
+    from training.distribute import Distribution
     from training.train import TrainConfig, train
 
-    overrides = dict(kv.split("=", 1) for kv in args.set)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, overrides=overrides)
+    bad = [kv for kv in args.set if "=" not in kv]
+    if bad:
+        raise HybridEdgeError(f"--set expects KEY=VALUE, got {bad[0]!r}")
+    cfg = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience,
+        seed=args.seed, distribute=Distribution(args.distribute), overrides=dict(kv.split("=", 1) for kv in args.set),
+    )
     out = train(args.model, args.dataset, args.out, cfg)
-    print(f"wrote {out}")
+    if out is not None:  # None: a non-chief multi-worker process, which writes nothing
+        print(f"wrote {out}")
     return 0

@@ -23,7 +23,7 @@ import numpy as np
 
 from edge.errors import DataError
 from training.data.spec import Dataset, Split, register_loader, stratified_split, typed_options
-from training.data.synthetic import _background
+from training.data.synthetic import textured_background
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 SHAPES = ("triangle", "square", "pentagon", "hexagon", "circle", "star", "cross", "ring")
@@ -120,7 +120,7 @@ def _outline(shape: str, rng: np.random.Generator) -> np.ndarray:
 
 def render_shape(shape: str, size: int, noise: float, rng: np.random.Generator) -> np.ndarray:
     """One (size, size, 3) uint8 RGB image of ``shape``."""
-    img = _background(rng, size)
+    img = textured_background(rng, size)
     color = rng.uniform(0, 255, size=3)
     color[rng.integers(0, 3)] = rng.choice([15.0, 245.0])  # keep contrast with the background
     radius = rng.uniform(0.22, 0.36) * size

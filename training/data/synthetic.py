@@ -30,7 +30,8 @@ class SyntheticActionsConfig:
     seed: int = 0
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def textured_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A smooth random colour field with faint stripes (float32, 0..255); shared by the image generators."""
     coarse = rng.uniform(60, 190, size=(5, 5, 3)).astype(np.float32)
     bg = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
     period = rng.uniform(4, 10)
@@ -52,7 +53,7 @@ def _shape(rng: np.random.Generator) -> np.ndarray:
 def render_clip(action: str, cfg: SyntheticActionsConfig, rng: np.random.Generator) -> np.ndarray:
     """Render one clip (frames, size, size, 3) uint8 RGB."""
     s, t = cfg.size, cfg.frames
-    bg = _background(rng, s)
+    bg = textured_background(rng, s)
     poly = _shape(rng)
     color = rng.uniform(0, 255, size=3)
     color[rng.integers(0, 3)] = rng.choice([15.0, 245.0])  # keep contrast with the background

@@ -112,7 +112,7 @@ class TinyRnnConfig(RnnConfig):
     conv_dilation: int = 2
 
 
-@register_model("test_rnn", TinyRnnConfig, "sequence")
+@register_model("test_rnn", TinyRnnConfig, "sequence", fit=_FIT)
 def test_rnn(cfg: TinyRnnConfig) -> Any:
     return build_rnn(cfg)
 
@@ -126,7 +126,7 @@ class TinyGruConfig(TinyRnnConfig):
     conv_filters: int = 0
 
 
-@register_model("test_rnn_gru", TinyGruConfig, "sequence")
+@register_model("test_rnn_gru", TinyGruConfig, "sequence", fit=_FIT)
 def test_rnn_gru(cfg: TinyGruConfig) -> Any:
     return build_rnn(cfg)
 
@@ -137,6 +137,6 @@ class TinyBidirConfig(TinyRnnConfig):
     bidirectional: bool = True
 
 
-@register_model("test_rnn_bidir", TinyBidirConfig, "sequence", streamable=False)
+@register_model("test_rnn_bidir", TinyBidirConfig, "sequence", streamable=False, fit=_FIT)
 def test_rnn_bidir(cfg: TinyBidirConfig) -> Any:
     return build_rnn(cfg)
