@@ -18,30 +18,60 @@ from converters.streaming import StepModel
 from edge.errors import ConversionError
 
 
-def collect_samples(step: StepModel, sequences: np.ndarray, max_samples: int) -> list[dict[str, np.ndarray]]:
+def collect_samples(step: StepModel, sequences: np.ndarray, max_samples: int, stream_fraction: float = 0.0) -> list[dict[str, np.ndarray]]:
     """Step-model inputs from running the float model over ``sequences`` (float, (N, T, ...)).
 
-    Whole sequences are taken (spread across the set) until ``max_samples`` steps
-    are collected, so late-sequence states are represented, not just early ones.
+    Whole sequences are taken (spread across the set), each from the zero state,
+    so late-sequence states are represented, not just early ones. A fraction of
+    the steps (``stream_fraction``) instead comes from one long stream through
+    sequences concatenated without reset — the ranges a deployed stream reaches
+    (an LSTM cell state keeps growing) — so those states are not clipped.
     Masked (padding) samples are skipped exactly as the runtime skips them.
     """
     if len(sequences) == 0:
         raise ConversionError("no calibration sequences")
+    run = _step_fn(step)
     per_seq = sequences.shape[1]
-    n_seq = max(1, min(len(sequences), -(-max_samples // per_seq)))
+    n_stream = int(round(max_samples * stream_fraction)) if step.states else 0
+    n_whole = max_samples - n_stream
+    n_seq = max(1, min(len(sequences), -(-n_whole // per_seq)))
     picks = np.linspace(0, len(sequences) - 1, n_seq).round().astype(int)
     samples: list[dict[str, np.ndarray]] = []
     for i in picks:
-        states = {s.name: np.zeros(s.shape, np.float32) for s in step.states}
-        for frame in sequences[i]:
-            if is_masked(frame, step.mask_value):
-                continue
-            feeds = {step.frame_input: frame[None].astype(np.float32), **states}
-            samples.append(feeds)
-            outs = step.model(feeds, training=False)
-            states = {s.name: np.asarray(outs[s.output_index], np.float32) for s in step.states}
+        _run_steps(step, run, sequences[i], _zero_states(step), samples)
+    if n_stream:
+        states, order = _zero_states(step), np.random.default_rng(0).permutation(len(sequences))
+        stream: list[dict[str, np.ndarray]] = []
+        k = 0
+        while len(stream) < n_stream:
+            states = _run_steps(step, run, sequences[order[k % len(order)]], states, stream)
+            k += 1
+        samples += stream[:n_stream]
     validate_samples(samples)
     return samples
+
+
+def _zero_states(step: StepModel) -> dict[str, np.ndarray]:
+    return {s.name: np.zeros(s.shape, np.float32) for s in step.states}
+
+
+def _step_fn(step: StepModel) -> Any:
+    import tensorflow as tf
+
+    fn = tf.function(lambda feeds: step.model(feeds, training=False))
+    return lambda feeds: [np.asarray(v, np.float32) for v in fn(feeds)]
+
+
+def _run_steps(step: StepModel, run: Any, sequence: np.ndarray, states: dict[str, np.ndarray], out: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Record each step's inputs (frame + incoming states) into ``out``; return the final states."""
+    for frame in sequence:
+        if is_masked(frame, step.mask_value):
+            continue
+        feeds = {step.frame_input: frame[None].astype(np.float32), **states}
+        out.append(feeds)
+        outs = run(feeds)
+        states = {s.name: outs[s.output_index] for s in step.states}
+    return states
 
 
 def collect_whole_inputs(step: StepModel, inputs: np.ndarray, max_samples: int) -> list[dict[str, np.ndarray]]:

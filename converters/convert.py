@@ -44,6 +44,7 @@ class ConvertOptions:
 
     precision: str = "int8"
     calibration_samples: int = 3200
+    calibration_stream: float = 0.25  # fraction of calibration steps from a long no-reset stream
     seed: int = 0
     mode: str = "auto"
     verify: bool = True
@@ -60,6 +61,8 @@ def check_options(options: ConvertOptions) -> Format:
         raise ConversionError(f"{fmt.name} splits a step model into CNN front end and recurrent head; it has no --window form")
     if fmt.calibrate and options.calibration_samples < 1:
         raise ConversionError(f"{fmt.name} needs --calibration-samples >= 1")
+    if not 0.0 <= options.calibration_stream < 1.0:
+        raise ConversionError(f"--calibration-stream must be in [0, 1), got {options.calibration_stream}")
     return fmt
 
 
@@ -107,26 +110,26 @@ class Graph:
     flatbuffer: bytes = b""
 
 
-def _plan(model: Any, mode: Mode, fmt: Format) -> list[Graph]:
+def _plan(model: Any, mode: Mode, fmt: Format, length: int) -> list[Graph]:
     if fmt.parts:
         if mode is not Mode.STREAMING:
             raise ConversionError(f"{fmt.name} needs a streaming recurrent model (CNN front end + recurrent head); this one converts as {mode.value}")
         front, head = split_step_model(model)
         return [Graph(front, get_format(fmt.parts[0]), "front.tflite"), Graph(head, get_format(fmt.parts[1]), "head.tflite")]
-    step = build_window_model(model) if mode is Mode.WINDOW else build_step_model(model)
+    step = build_window_model(model, length) if mode is Mode.WINDOW else build_step_model(model)
     return [Graph(step, fmt, "model.tflite")]
 
 
-def _calibration(graphs: list[Graph], model: Any, mode: Mode, x_train: np.ndarray, n: int) -> list[list[dict[str, np.ndarray]] | None]:
+def _calibration(graphs: list[Graph], model: Any, mode: Mode, x_train: np.ndarray, n: int, stream: float) -> list[list[dict[str, np.ndarray]] | None]:
     """Calibration samples per graph (None where the graph's format needs none)."""
     if not any(g.fmt.calibrate for g in graphs):
         return [None] * len(graphs)
     if len(graphs) == 2:
         full = build_step_model(model)
-        front_s, head_s = split_samples(collect_samples(full, x_train, n), graphs[0].step, graphs[1].step)
+        front_s, head_s = split_samples(collect_samples(full, x_train, n, stream), graphs[0].step, graphs[1].step)
         return [s if g.fmt.calibrate else None for s, g in zip((front_s, head_s), graphs)]
     step = graphs[0].step
-    samples = collect_samples(step, x_train, n) if mode is Mode.STREAMING else collect_whole_inputs(step, x_train, n)
+    samples = collect_samples(step, x_train, n, stream) if mode is Mode.STREAMING else collect_whole_inputs(step, x_train, n)
     return [samples]
 
 
@@ -165,11 +168,11 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
     model, card = load_run(run_dir)
     mode = resolve_mode(model, options.mode)
     what = f"{card['model']} ({fmt.name}, {mode.value})"
-    graphs = _plan(model, mode, fmt)
+    graphs = _plan(model, mode, fmt, int(card["input"]["shape"][0]))
     dataset = load_dataset(card["dataset"])
     pre = card["preprocessing"]
     x_train = to_float(dataset.train.x, pre)
-    samples = _calibration(graphs, model, mode, x_train, options.calibration_samples)
+    samples = _calibration(graphs, model, mode, x_train, options.calibration_samples, options.calibration_stream)
     graph_specs, states = [], []
     for g, s in zip(graphs, samples):
         flatbuffer = convert_graph(g.step.model, g.fmt, s, what)
@@ -205,7 +208,10 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
         "source": {"run_dir": str(run_dir), "model_sha256": sha256_file(run_dir / "model.keras"), "dataset": card["dataset"]},
         "calibration": {
             "samples": len(calib) if calib else 0,
-            "states": "float model over whole train sequences, zero initial state included" if mode is Mode.STREAMING else "none (stateless graph)",
+            "states": ("float model over whole train sequences, zero initial state included"
+                       + (f"; {options.calibration_stream:.0%} of steps from a no-reset stream" if options.calibration_stream else "")
+                       if mode is Mode.STREAMING else "none (stateless graph)"),
+            "stream_fraction": options.calibration_stream if mode is Mode.STREAMING else 0.0,
         },
         "versions": library_versions(),
     }

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import traceback
 from dataclasses import asdict
 from pathlib import Path
 
@@ -102,4 +103,11 @@ def run_worker(argv: list[str]) -> int:
     except HybridEdgeError as exc:
         (out_dir / ERROR_FILE).write_text(json.dumps({"message": str(exc)}))
         return 3
+    except Exception as exc:  # report, do not hide: a bug or an unexpected library error
+        traceback.print_exc()
+        lines = [l.strip() for l in str(exc).splitlines() if l.strip() and not l.strip().startswith(("File ", "\u2022"))]
+        detail = next((l for l in reversed(lines) if "Error" in l or "error" in l), lines[0] if lines else "")
+        message = f"converting {options.precision} ({options.mode}) failed: {type(exc).__name__}: {detail[:300]}"
+        (out_dir / ERROR_FILE).write_text(json.dumps({"message": message}))
+        return 4
     return 0

@@ -144,6 +144,7 @@ class _Chain:
         self.states: list[StepState] = []
         self.rnn_index = 0
         self.conv_index = 0
+        self.reshape_index = 0
 
     def _add_state(self, name: str, kind: str, shape: tuple[int, ...]) -> Any:
         import keras
@@ -171,8 +172,19 @@ class _Chain:
         if isinstance(layer, keras.layers.Masking) or kind in _SKIPPED:
             return x
         if kind in _PER_STEP:
-            return layer(x)
+            return self._per_step(layer, x)
         raise ConversionError(f"layer {layer.name!r} ({kind}) has no streaming form")
+
+    def _per_step(self, layer: Any, x: Any) -> Any:
+        """Apply a last-axis layer to one step, as the (1, 1, F) sequence it was built for if need be."""
+        import keras
+
+        built_on = layer.input[0] if isinstance(layer.input, (list, tuple)) else layer.input  # (x, mask) after Masking
+        if len(built_on.shape) != 3:
+            return layer(x)
+        self.reshape_index += 1
+        y = layer(keras.layers.Reshape((1, int(x.shape[-1])), name=f"step_in_{self.reshape_index}")(x))
+        return keras.layers.Reshape((int(y.shape[-1]),), name=f"step_out_{self.reshape_index}")(y)
 
     def _rnn(self, layer: Any, x: Any) -> Any:
         cell, sizes = _fresh_cell(layer, self.rnn_index)
@@ -338,24 +350,29 @@ def build_single_model(model: Any) -> StepModel:
     return StepModel(single, "frame", (1, *shape), (), "image")
 
 
-def build_window_model(model: Any) -> StepModel:
-    """The whole-clip model with a fixed batch-1 input (``--window``): no external state."""
+def build_window_model(model: Any, length: int | None = None) -> StepModel:
+    """The whole-clip model with a fixed batch-1 input (``--window``): no external state.
+
+    ``length`` fixes T for models trained on variable-length sequences.
+    """
     import keras
 
     check_safe(model)
     kind = input_kind(model)
     if kind == "image":
         return build_single_model(model)
-    shape = tuple(int(v) for v in model.inputs[0].shape[1:])
+    shape = tuple(model.inputs[0].shape[1:])
+    if shape[0] is None and length:
+        shape = (int(length), *shape[1:])
     if any(v is None or v <= 0 for v in shape):
         raise ConversionError(f"model {model.name!r}: --window needs a fixed clip length, got input shape {shape}")
     name = "frame" if kind == "clip" else "sample"
     clip = keras.Input(shape, batch_size=1, name=name)
-    window = keras.Model({name: clip}, [_unrolled(model)(clip)], name=f"{model.name}_window")
+    window = keras.Model({name: clip}, _unrolled(model, clip).outputs, name=f"{model.name}_window")
     return StepModel(window, name, (1, *shape), (), kind, mask_value=None)
 
 
-def _unrolled(model: Any) -> Any:
+def _unrolled(model: Any, clip: Any) -> Any:
     """A copy of ``model`` with every recurrent layer unrolled over its fixed length.
 
     A rolled Keras 3 LSTM/GRU becomes a TensorList WHILE loop that the builtin op
@@ -373,6 +390,6 @@ def _unrolled(model: Any) -> Any:
                 cfg["backward_layer"]["config"]["unroll"] = True
         return layer.__class__.from_config(cfg)
 
-    copy = keras.models.clone_model(model, clone_function=clone)
+    copy = keras.models.clone_model(model, input_tensors=clip, clone_function=clone)
     copy.set_weights(model.get_weights())
     return copy

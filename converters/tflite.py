@@ -23,8 +23,19 @@ _FLOAT_OK = {"QUANTIZE", "DEQUANTIZE"}
 
 
 def export_saved_model(model: Any, directory: Path) -> Path:
-    """Export a Keras model's inference function as a SavedModel."""
-    model.export(str(directory), format="tf_saved_model", verbose=False)
+    """Export a Keras model's inference function as a SavedModel with fully static shapes.
+
+    Keras exports a polymorphic batch dimension by default, which adds
+    SHAPE/STRIDED_SLICE/PACK ops to every reshape (and SPACE_TO_BATCH_ND around
+    dilated convolutions) — dynamic shapes the Edge TPU cannot map. Our graphs
+    are batch 1, so the signature says so.
+    """
+    import tensorflow as tf
+
+    signature = [{
+        t.name.split(":")[0]: tf.TensorSpec(tuple(t.shape), t.dtype, name=t.name.split(":")[0]) for t in model.inputs
+    }]
+    model.export(str(directory), format="tf_saved_model", verbose=False, input_signature=signature)
     return directory
 
 
@@ -91,4 +102,4 @@ def check_ops(flatbuffer: bytes, fmt: Format, what: str) -> None:
         if fmt.integer_only and name not in _FLOAT_OK:
             floats = [tensors[i]["name"] for i in op["outputs"] if i >= 0 and np.dtype(tensors[i]["dtype"]).kind == "f"]
             if floats:
-                raise ConversionError(f"{what}: {fmt.name} is integer-only but op {name} produces float tensor {floats[0]!r}")
+                raise ConversionError(f"{what}: {fmt.name} is integer-only but op {name} has no integer kernel here (float tensor {floats[0]!r}); use float32/dynamic, or --streaming for recurrent models")

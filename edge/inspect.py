@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
+from edge.analysis import analyze_graph, format_analysis
 from edge.bundle import Bundle, read_bundle
 from edge.errors import BundleError
 from edge.interpreter import make_interpreter
@@ -32,6 +34,16 @@ def self_test(bundle: Bundle) -> str:
     return f"passed (max raw difference {worst:g})"
 
 
+def verify_line(path: Path) -> str:
+    """One line from the bundle's ``verify.json`` (written at conversion time)."""
+    v = json.loads(path.read_text())
+    line = (f"agreement {v['agreement']:.3f} with Keras on {v['sequences']} test sequences, "
+            f"accuracy {v['accuracy_tflite']:.3f} (Keras {v['accuracy_keras']:.3f})")
+    if "long_stream" in v:
+        line += f", {v['long_stream']['steps']}-step stream agreement {v['long_stream']['step_agreement']:.3f}"
+    return line + ("; DEGENERATE output" if v.get("degenerate") else "")
+
+
 def describe_bundle(path: str | Path) -> str:
     """Verify and describe a bundle."""
     b = read_bundle(path)
@@ -49,5 +61,10 @@ def describe_bundle(path: str | Path) -> str:
             lines.append(f"output    {s.name:<12} {s.role:<14} {s.dtype}{list(s.shape)} scale={s.scale:g} zp={s.zero_point}")
     for st in b.states:
         lines.append(f"state     {st.name:<12} {st.input} <- {st.output} {list(st.shape)} init {st.initial}")
+    frames = int(b.manifest.get("window", {}).get("frames", 1)) if b.mode == "window" else 1
+    for i in range(len(b.graphs)):
+        lines += format_analysis(analyze_graph(b.model_path(i), frames_per_invoke=frames))
+    if (b.path / "verify.json").is_file():
+        lines.append(f"verified  {verify_line(b.path / 'verify.json')}")
     lines.append(f"self-test {self_test(b)}")
     return "\n".join(lines)

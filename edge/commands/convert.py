@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="the whole fixed-length clip per inference, batch 1 (recurrent layers unrolled)")
     p.set_defaults(mode="auto")
     p.add_argument("--calibration-samples", type=int, default=3200, help="steps of real data (with real states) for int8 ranges")
+    p.add_argument("--calibration-stream", type=float, default=0.25,
+                   help="fraction of calibration steps taken from a long no-reset stream (long-stream state ranges)")
     p.add_argument("--verify-sequences", type=int, default=0, help="test sequences to verify on (0: the whole test split)")
     p.add_argument("--stream-steps", type=int, default=1000, help="length of the no-reset verification stream")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip verify.json")
@@ -38,8 +40,10 @@ def run(args: argparse.Namespace) -> int:
     from converters.verify import summary
 
     out = args.out or str(Path(args.run_dir).with_name(f"{Path(args.run_dir).name}-{args.precision}"))
-    options = ConvertOptions(args.precision, args.calibration_samples, args.seed, args.mode, args.verify,
-                             args.verify_sequences, args.stream_steps)
+    options = ConvertOptions(
+        precision=args.precision, calibration_samples=args.calibration_samples, calibration_stream=args.calibration_stream,
+        seed=args.seed, mode=args.mode, verify=args.verify, verify_sequences=args.verify_sequences, stream_steps=args.stream_steps,
+    )
     bundle = convert_run(args.run_dir, out, options)
     print(f"wrote {bundle}")
     verify = Path(bundle) / VERIFY_FILE

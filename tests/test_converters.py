@@ -1,0 +1,249 @@
+"""Converters on tiny models: step models, calibration, safety, every bundle kind, verify.json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from converters.calibrate import collect_samples, validate_samples
+from converters.convert import ConvertOptions
+from converters.isolate import convert_run
+from edge.bundle import read_bundle, sha256_file
+from edge.errors import ConversionError
+from edge.streaming import Mode, StreamingSession
+
+LABELS = ("slow", "fast", "flat")
+
+
+def write_ts(path: Path, n: int, seed: int) -> None:
+    """A tiny 3-class, 3-dimension, variable-length UEA ``.ts`` file (class = frequency)."""
+    rng = np.random.default_rng(seed)
+    lines = ["@problemName tiny", "@timeStamps false", "@missing false", "@univariate false", "@dimensions 3",
+             "@equalLength false", f"@classLabel true {' '.join(LABELS)}", "@data"]
+    for i in range(n):
+        label = i % 3
+        t = np.arange(rng.integers(8, 13))
+        freq = (0.3, 1.2, 0.0)[label]
+        dims = [np.sin(freq * t + k) + 0.1 * rng.normal(size=len(t)) + (0.5 if label == 2 else 0) for k in range(3)]
+        lines.append(":".join(",".join(f"{v:.4f}" for v in d) for d in dims) + f":{LABELS[label]}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def ts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("ts") / "tiny"
+    d.mkdir()
+    write_ts(d / "tiny_TRAIN.ts", 30, 0)
+    write_ts(d / "tiny_TEST.ts", 12, 1)
+    return d
+
+
+def _train(name: str, spec: str, out: Path) -> Path:
+    from training.train import TrainConfig, train
+
+    return train(name, spec, out, TrainConfig(epochs=2, batch_size=8, seed=1, patience=2), progress=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def runs(ts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny runs: a 2-layer LSTM with causal conv + masking, a GRU, a separable CNN, a bidirectional RNN."""
+    root = tmp_path_factory.mktemp("runs")
+    seq = f"ucr:{ts_dir}"
+    return {
+        "test_rnn": _train("test_rnn", seq, root / "rnn"),
+        "test_rnn_gru": _train("test_rnn_gru", seq, root / "gru"),
+        "test_rnn_bidir": _train("test_rnn_bidir", seq, root / "bidir"),
+        "test_cnn": _train("test_cnn", "synthetic-shapes:classes=3,size=16,images=8", root / "cnn"),
+    }
+
+
+def _convert(run: Path, out: Path, precision: str, mode: str = "auto") -> Path:
+    return convert_run(run, out, ConvertOptions(precision, calibration_samples=40, mode=mode, stream_steps=60, verify_sequences=6))
+
+
+def _verify(bundle: Path) -> dict:
+    return json.loads((bundle / "verify.json").read_text())
+
+
+# --- step models and calibration (in process, no conversion) ---------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["test_rnn", "test_rnn_gru", "test_cnn_gru"])
+def test_step_model_equals_keras_with_state_fed_back(name: str) -> None:
+    import keras
+
+    from converters.streaming import build_step_model
+    from training.registry import create_model
+
+    keras.utils.set_random_seed(0)
+    model = create_model(name)
+    shape = [8 if v is None else int(v) for v in model.inputs[0].shape[1:]]
+    x = np.random.default_rng(0).normal(size=(2, *shape)).astype(np.float32)
+    x[0, :3] = 0.0  # front padding: masked where the mask reaches the recurrent layers
+    ref = model.predict(x, verbose=0)
+    step = build_step_model(model)
+    for seq, want in zip(x, ref):
+        states = {s.name: np.zeros(s.shape, np.float32) for s in step.states}
+        for frame in seq:
+            if step.mask_value is not None and np.all(frame == step.mask_value):
+                continue
+            outs = step.model({step.frame_input: frame[None], **states})
+            states = {s.name: np.asarray(outs[s.output_index]) for s in step.states}
+        np.testing.assert_allclose(np.asarray(outs[0])[0], want, atol=1e-5)
+    if name == "test_rnn":
+        assert [s.kind for s in step.states] == ["conv_buffer", "lstm_h", "lstm_c", "lstm_h", "lstm_c"]
+
+
+def test_bidirectional_refused_for_streaming() -> None:
+    from converters.streaming import build_step_model
+    from training.registry import create_model
+
+    with pytest.raises(ConversionError, match="Bidirectional.*reads future frames.*--window"):
+        build_step_model(create_model("test_rnn_bidir"))
+
+
+def test_calibration_is_dict_keyed_and_includes_zero_state() -> None:
+    import keras
+
+    from converters.streaming import build_step_model
+    from training.registry import create_model
+
+    keras.utils.set_random_seed(0)
+    step = build_step_model(create_model("test_rnn_gru"))
+    seqs = np.random.default_rng(1).normal(size=(4, 5, 3)).astype(np.float32)
+    samples = collect_samples(step, seqs, 10)
+    names = {t.name.split(":")[0] for t in step.model.inputs}
+    assert all(set(s) == names for s in samples)  # keyed by the step model's input names, not by position
+    assert len(samples) == 10  # two whole sequences of five steps
+    for first in (samples[0], samples[5]):  # each sequence starts from the zero state
+        assert all(not first[s.name].any() for s in step.states)
+    assert all(samples[1][s.name].any() for s in step.states)  # later steps carry real float states
+
+
+def test_nan_and_constant_calibration_refused_by_name() -> None:
+    good = [{"frame": np.full((1, 2), float(i), np.float32), "state_0_h": np.full((1, 2), i / 3, np.float32)} for i in range(3)]
+    validate_samples(good)
+    bad = [dict(s) for s in good]
+    bad[1]["state_0_h"] = np.array([[0.1, np.nan]], np.float32)
+    with pytest.raises(ConversionError, match="'state_0_h' contains NaN or Inf"):
+        validate_samples(bad)
+    const = [{**s, "frame": np.ones((1, 2), np.float32)} for s in good]
+    with pytest.raises(ConversionError, match="'frame' is constant"):
+        validate_samples(const)
+
+
+def test_lambda_layer_refused(tmp_path: Path) -> None:
+    import keras
+
+    from converters.convert import load_run
+    from converters.streaming import check_safe
+
+    inp = keras.Input((4,))
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Lambda(lambda t: t * 2.0, name="double")(inp)))
+    with pytest.raises(ConversionError, match="'double' is a Lambda layer"):
+        check_safe(model)
+    model.save(tmp_path / "model.keras")
+    (tmp_path / "model_card.json").write_text("{}")
+    with pytest.raises(ConversionError, match="refused to load.*Lambda"):
+        load_run(tmp_path)
+
+
+def test_select_tf_ops_refused() -> None:
+    """An op without a TFLite builtin kernel is refused, never shipped as a Flex op."""
+    import keras
+
+    from converters.formats import get_format
+    from converters.tflite import convert_graph
+
+    inp = keras.Input((3, 3), batch_size=1)
+    model = keras.Model(inp, keras.layers.Lambda(lambda t: keras.ops.linalg.det(t))(inp))
+    with pytest.raises(ConversionError, match="SELECT_TF_OPS"):
+        convert_graph(model, get_format("float32"), None, "det")
+
+
+# --- conversions in worker processes --------------------------------------------------------------------
+
+
+def test_lstm_stack_int8_streaming_bundle(runs: dict[str, Path], tmp_path: Path) -> None:
+    f32 = _convert(runs["test_rnn"], tmp_path / "f32", "float32")
+    i8 = _convert(runs["test_rnn"], tmp_path / "i8", "int8")
+    b = read_bundle(i8)
+    assert b.mode == "streaming" and b.manifest["masking"] == {"value": 0.0}
+    assert [s.name for s in b.states] == ["buffer_0", "state_0_h", "state_0_c", "state_1_h", "state_1_c"]
+    assert b.states[0].shape == (1, 4, 3)  # (kernel 3 - 1) * dilation 2 past inputs of 3 features
+    assert {s.dtype for s in b.graphs[0].inputs} == {"int8"}
+    assert b.manifest["files"]["verify.json"]["sha256"] == sha256_file(i8 / "verify.json")
+    v = _verify(i8)
+    assert v["sequences"] == 6 and v["long_stream"]["steps"] >= 60
+    assert set(v["long_stream"]["state_drift"]) == {s.name for s in b.states}
+    assert v["per_layer"][0]["worst"] and v["per_layer"][0]["worst"][0]["rmse_over_scale"] >= 0
+    assert v["prob_error"]["max"] < 0.2
+    vf = _verify(f32)
+    assert vf["agreement"] == 1.0 and vf["frame_by_frame"]["max_abs_prob_error"] < 1e-5
+    assert vf["long_stream"]["step_agreement"] == 1.0
+
+
+def test_gru_int16x8_and_window(runs: dict[str, Path], tmp_path: Path) -> None:
+    b16 = read_bundle(_convert(runs["test_rnn_gru"], tmp_path / "i16", "int16x8"))
+    assert {s.dtype for s in b16.graphs[0].inputs} == {"int16"}
+    assert _verify(b16.path)["prob_error"]["max"] < 0.05
+    win = read_bundle(_convert(runs["test_rnn_gru"], tmp_path / "win", "float32", mode="window"))
+    assert win.mode == "window" and not win.states
+    assert win.graphs[0].input("sample").shape[:2] == (1, 12)  # fixed T (longest sequence), batch 1
+    assert _verify(win.path)["agreement"] == 1.0
+
+
+def test_bidirectional_window_and_clear_int8_refusal(runs: dict[str, Path], tmp_path: Path) -> None:
+    b = read_bundle(_convert(runs["test_rnn_bidir"], tmp_path / "w", "float32"))  # auto: window
+    assert b.mode == "window" and _verify(b.path)["prob_error"]["max"] < 1e-4
+    with pytest.raises(ConversionError, match="cannot stream.*Bidirectional"):
+        _convert(runs["test_rnn_bidir"], tmp_path / "s", "float32", mode="streaming")
+    with pytest.raises(ConversionError, match=r"test_rnn_bidir \(int8, window\).*no integer kernel"):
+        _convert(runs["test_rnn_bidir"], tmp_path / "i8", "int8")
+    assert not (tmp_path / "s").exists() and not (tmp_path / "i8").exists()
+
+
+def test_image_cnn_single_frame_int8_and_depthwise_int16x8(runs: dict[str, Path], tmp_path: Path) -> None:
+    i8 = read_bundle(_convert(runs["test_cnn"], tmp_path / "i8", "uint8-io"))
+    assert i8.mode == "single" and not i8.states
+    assert {s.dtype for s in i8.graphs[0].inputs} == {"uint8"}
+    session = StreamingSession(i8)
+    assert session.mode is Mode.SINGLE
+    result = session.step(np.zeros((16, 16, 3), np.uint8))
+    assert result.probabilities.shape == (3,)
+    # depthwise convolutions convert and run with int16 activations in this TFLite version
+    i16 = _convert(runs["test_cnn"], tmp_path / "i16", "int16x8")
+    assert _verify(i16)["prob_error"]["max"] < 0.05
+
+
+def test_mixed_bundle_chains_int8_cnn_into_float_head(tiny_run: Path, tmp_path: Path) -> None:
+    mixed = read_bundle(_convert(tiny_run, tmp_path / "m", "mixed"))
+    assert [g.file for g in mixed.graphs] == ["front.tflite", "head.tflite"]
+    assert mixed.graphs[0].output("features").dtype == "int8"
+    assert mixed.graphs[1].input("features").dtype == "float32"
+    assert [s.name for s in mixed.states] == ["state_0_h", "state_0_c"]
+    v = _verify(mixed.path)
+    assert v["prob_error"]["max"] < 0.05 and v["long_stream"]["steps"] >= 60
+    assert v["per_layer"][0]["graph"].endswith("_front")
+
+
+def test_mixed_refused_without_cnn_front_end(runs: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(ConversionError, match="no per-step front end"):
+        _convert(runs["test_rnn"], tmp_path / "m", "mixed")
+
+
+def test_cli_convert_one_line_error_and_summary(runs: dict[str, Path], tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "edge", "convert", str(runs["test_rnn_bidir"]), "--precision", "float32", "--streaming", "--out", str(tmp_path / "x")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "cannot stream" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    cmd = [sys.executable, "-m", "edge", "convert", str(runs["test_rnn_gru"]), "--precision", "dynamic", "--verify-sequences", "3",
+           "--stream-steps", "30", "--out", str(tmp_path / "ok")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "verify    3 test sequences (streaming)" in proc.stdout and "stream    " in proc.stdout
