@@ -178,6 +178,9 @@ def _verify_files(path: Path, manifest: dict[str, Any]) -> None:
             raise BundleError(f"{name}: sha256 mismatch (manifest {meta['sha256'][:12]}…, file {digest[:12]}…); the file is corrupt or was modified")
         if name.endswith(".tflite"):
             check_tflite_header(file_path)
+            from edge.flatbuffer import read_model
+
+            read_model(file_path)  # offsets, counts and indices in bounds before any interpreter sees it
 
 
 def _parse_graphs(manifest: dict[str, Any]) -> tuple[GraphSpec, ...]:
@@ -223,7 +226,7 @@ def read_bundle(path: str | Path) -> Bundle:
 
     Raises:
         BundleError: with a one-line reason (missing file, sha256 or size mismatch,
-            not a TFLite flatbuffer, inconsistent specs).
+            not a TFLite flatbuffer, malformed flatbuffer structure, inconsistent specs).
     """
     path = Path(path)
     manifest = _load_manifest(path)

@@ -2,7 +2,8 @@
 
 A meter is started and stopped around a measured region and returns joules plus
 its own name (``source``). Real meters read hardware counters (Linux powercap
-RAPL, hwmon power sensors); when none exists the estimate meter multiplies this
+RAPL here; hwmon/INA2xx sensors, the Raspberry Pi 5 PMIC and external CSV logs in
+:mod:`edge.measure.power`); when none exists the estimate meter multiplies this
 process's CPU time by a per-board power profile and always names itself
 ``estimate:<profile>``, so an estimate is never mistaken for a measurement.
 """
@@ -142,21 +143,46 @@ def default_profile() -> str:
     return "rpi4" if machine in ("aarch64", "armv7l") else "x86-tdp"
 
 
-def make_meter(spec: str = "auto") -> Meter:
-    """Build a meter from ``auto``, ``rapl`` or ``estimate:PROFILE``.
+METER_SPECS = "auto, rapl, hwmon, ina219, pi5-pmic, csv:FILE or estimate:PROFILE"
 
-    ``auto`` takes a real counter when one can be read (RAPL), else the estimate
-    for this board.
+
+def make_meter(spec: str = "auto") -> Meter:
+    """Build a meter from its ``--meter`` spec.
+
+    * ``rapl`` — Linux powercap package counters (x86);
+    * ``hwmon`` — every hwmon device reporting power (``power1_input``, or current × voltage);
+    * ``ina219`` — only INA2xx/INA3221 current monitors among them;
+    * ``pi5-pmic`` — Raspberry Pi 5 PMIC rails via ``vcgencmd pmic_read_adc``;
+    * ``csv:FILE`` — an external power log aligned by timestamp;
+    * ``estimate:PROFILE`` — CPU time × a board profile, labelled ``estimate:``;
+    * ``auto`` — the first real meter that reads (rapl, INA2xx, other hwmon power,
+      PMIC), else the estimate for this board.
+
+    Real meters are read once here, so a broken one fails before measuring.
     """
+    from edge.measure import power
+
     if spec == "rapl":
-        meter = RaplMeter()
-        meter.start()  # fail now, not mid-benchmark, if the counter is unreadable
-        return meter
-    if spec.startswith("estimate:"):
+        meter: Meter = RaplMeter()
+    elif spec == "hwmon":
+        meter = power.hwmon_meter()
+    elif spec == "ina219":
+        meter = power.hwmon_meter(power.INA_DRIVERS, label="ina219")
+    elif spec == "pi5-pmic":
+        meter = power.pmic_meter()
+    elif spec.startswith("csv:"):
+        return power.CsvPowerLog(spec[4:])
+    elif spec.startswith("estimate:"):
         return EstimateMeter(spec.split(":", 1)[1])
-    if spec == "auto":
-        try:
-            return make_meter("rapl")
-        except HybridEdgeError:
-            return EstimateMeter(default_profile())
-    raise HybridEdgeError(f"unknown meter {spec!r}; use auto, rapl or estimate:PROFILE")
+    elif spec == "auto":
+        for candidate in ("rapl", "ina219", "hwmon", "pi5-pmic"):
+            try:
+                return make_meter(candidate)
+            except HybridEdgeError:
+                continue
+        return EstimateMeter(default_profile())
+    else:
+        raise HybridEdgeError(f"unknown meter {spec!r}; use {METER_SPECS}")
+    # fail now, not mid-benchmark, if the counter is unreadable
+    meter.read_watts() if isinstance(meter, power.SampledMeter) else meter.start()
+    return meter

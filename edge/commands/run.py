@@ -1,0 +1,53 @@
+"""``hybrid-edge run``: stream a camera, video, URL, image folder or stdin through a bundle."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+NAME = "run"
+ORDER = 25
+HELP = "stream a source (camera, video, URL, image dir, stdin) through a bundle"
+EXAMPLE = "hybrid-edge run bundles/cnn_lstm-int8 --source 0 --smooth ema:0.6 --json-log run.jsonl"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle")
+    p.add_argument("--source", required=True,
+                   help="camera index (0), video file, rtsp:// or http:// URL, image directory, "
+                        "'-' (raw RGB frames on stdin, HxWx3 at the bundle's size), '-:framed', "
+                        "or synthetic:fps=30,frames=300")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--delegate", choices=("xnnpack", "none", "edgetpu"), default="xnnpack")
+    p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: until the source ends)")
+    p.add_argument("--smooth", help="ema:ALPHA (weight of the newest frame) or vote:N")
+    p.add_argument("--json-log", type=Path, help="write one JSON object per frame")
+    p.add_argument("--reset-gap-ms", type=float, help="reset the recurrent state when frames are further apart")
+    p.add_argument("--meter", default="auto",
+                   help="auto, rapl, hwmon, ina219, pi5-pmic, csv:FILE or estimate:PROFILE (rpi4, rpi5, coral-devboard, x86-tdp)")
+    p.add_argument("--isolate", action="store_true", help="do the first load + invoke in a child process")
+    p.add_argument("--queue", type=int, default=2, help="frame queue length (default 2)")
+    p.add_argument("--policy", choices=("auto", "latest", "block"), default="auto",
+                   help="full queue: drop the oldest frame (latest), wait (block); auto = latest for live sources")
+    p.add_argument("--stall-timeout", type=float, default=5.0, help="seconds without a frame before camera_lost")
+    p.add_argument("--warmup", type=int, default=5, help="frames excluded from latency statistics")
+    p.add_argument("--summary-json", type=Path, help="write the summary as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge.run import RunOptions, format_summary, run_bundle
+    from edge.sources import SourceOptions
+
+    options = RunOptions(
+        threads=args.threads, delegate=args.delegate, max_frames=args.max_frames, smooth=args.smooth,
+        json_log=args.json_log, reset_gap_ms=args.reset_gap_ms, meter=args.meter, isolate=args.isolate,
+        warmup=args.warmup,
+        source=SourceOptions(queue_size=args.queue, policy=args.policy, stall_timeout_s=args.stall_timeout),
+    )
+    summary = run_bundle(args.bundle, args.source, options, out=sys.stdout)
+    print(format_summary(summary))
+    if args.summary_json:
+        args.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
+    return 0

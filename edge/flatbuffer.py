@@ -1,0 +1,242 @@
+"""A bounds-checked reader of the TFLite ``Model`` flatbuffer (numpy/struct only).
+
+The interpreter trusts its file: a flipped byte in an offset, a count or an index
+can make it read out of bounds and crash the process. This reader walks the
+parts of the schema that hold offsets and indices — root table, vtables,
+``version``, ``operator_codes``, ``subgraphs`` (tensors, operators, inputs,
+outputs), ``buffers`` and ``signature_defs`` — and checks every offset, length
+and index before anything is loaded. Field numbers follow
+``tensorflow/compiler/mlir/lite/schema/schema.fbs``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.errors import BundleError
+
+SCHEMA_VERSION = 3
+MAX_TENSOR_TYPE = 18  # BFLOAT16 in schema v3
+MAX_BUILTIN_CODE = 255
+# bytes per element of each TensorType (0 = variable/unknown: not size-checked)
+_ITEM_SIZE = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 5: 0, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 13: 0, 14: 0,
+              15: 4, 16: 2, 17: 0, 18: 2}
+_U8, _U16, _I32, _U32, _U64 = (struct.Struct(f) for f in ("<B", "<H", "<i", "<I", "<Q"))
+
+
+class StructureError(BundleError):
+    """The flatbuffer does not hold a well-formed TFLite model."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the structure check learned about a model."""
+
+    version: int
+    subgraphs: int
+    tensors: int
+    operators: int
+    buffers: int
+    builtin_codes: tuple[int, ...]
+    custom_ops: tuple[str, ...]
+    signatures: tuple[str, ...]
+
+
+class _Reader:
+    """Offset arithmetic with a bounds check on every read."""
+
+    def __init__(self, data: bytes, name: str):
+        self.data = data
+        self.size = len(data)
+        self.name = name
+
+    def fail(self, what: str) -> StructureError:
+        return StructureError(f"{self.name}: malformed TFLite flatbuffer ({what})")
+
+    def _get(self, fmt: struct.Struct, pos: int, what: str) -> int:
+        if pos < 0 or pos + fmt.size > self.size:
+            raise self.fail(f"{what} at byte {pos} is outside the {self.size}-byte file")
+        return fmt.unpack_from(self.data, pos)[0]
+
+    def u8(self, pos: int, what: str) -> int:
+        return self._get(_U8, pos, what)
+
+    def u32(self, pos: int, what: str) -> int:
+        return self._get(_U32, pos, what)
+
+    def i32(self, pos: int, what: str) -> int:
+        return self._get(_I32, pos, what)
+
+    def u64(self, pos: int, what: str) -> int:
+        return self._get(_U64, pos, what)
+
+    def table(self, pos: int, what: str) -> "_Table":
+        vt = pos - self.i32(pos, f"{what} vtable offset")
+        vt_size = self._get(_U16, vt, f"{what} vtable")
+        tbl_size = self._get(_U16, vt + 2, f"{what} vtable")
+        if vt_size < 4 or vt_size % 2 or vt + vt_size > self.size:
+            raise self.fail(f"{what} vtable size {vt_size}")
+        if tbl_size < 4 or pos + tbl_size > self.size:
+            raise self.fail(f"{what} table size {tbl_size}")
+        fields = [self._get(_U16, vt + 4 + 2 * i, f"{what} vtable") for i in range((vt_size - 4) // 2)]
+        for f in fields:
+            if f and f + 1 > tbl_size:
+                raise self.fail(f"{what} field offset {f} beyond its {tbl_size}-byte table")
+        return _Table(self, pos, fields, what)
+
+    def target(self, pos: int, what: str) -> int:
+        """Follow a uoffset stored at ``pos``."""
+        off = self.u32(pos, what)
+        dest = pos + off
+        if off == 0 or dest >= self.size:
+            raise self.fail(f"{what} offset {off} at byte {pos} points outside the file")
+        return dest
+
+    def vector(self, pos: int, elem: int, what: str) -> tuple[int, int]:
+        """``(start, length)`` of a vector whose uoffset is at ``pos``; elements bounds-checked."""
+        v = self.target(pos, what)
+        n = self.u32(v, f"{what} length")
+        if v + 4 + n * elem > self.size:
+            raise self.fail(f"{what} of {n} elements runs past the end of the file")
+        return v + 4, n
+
+    def string(self, pos: int, what: str) -> str:
+        start, n = self.vector(pos, 1, what)
+        return self.data[start:start + n].decode("utf-8", errors="replace")
+
+
+class _Table:
+    def __init__(self, r: _Reader, pos: int, fields: list[int], what: str):
+        self.r, self.pos, self.fields, self.what = r, pos, fields, what
+
+    def field(self, i: int) -> int | None:
+        """Absolute position of field ``i``, or None when absent."""
+        return self.pos + self.fields[i] if i < len(self.fields) and self.fields[i] else None
+
+    def scalar(self, i: int, kind: str, default: int = 0) -> int:
+        p = self.field(i)
+        if p is None:
+            return default
+        return getattr(self.r, kind)(p, f"{self.what} field {i}")
+
+    def vector(self, i: int, elem: int) -> tuple[int, int]:
+        p = self.field(i)
+        return (0, 0) if p is None else self.r.vector(p, elem, f"{self.what} field {i}")
+
+    def tables(self, i: int, what: str) -> list[_Table]:
+        start, n = self.vector(i, 4)
+        return [self.r.table(self.r.target(start + 4 * k, what), f"{what}[{k}]") for k in range(n)]
+
+    def ints(self, i: int) -> list[int]:
+        start, n = self.vector(i, 4)
+        return [self.r.i32(start + 4 * k, f"{self.what} field {i}") for k in range(n)]
+
+    def string(self, i: int) -> str | None:
+        p = self.field(i)
+        return None if p is None else self.r.string(p, f"{self.what} field {i}")
+
+
+def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
+    """Walk a TFLite flatbuffer and check every offset, length and index.
+
+    Raises:
+        StructureError: with what is wrong and where.
+    """
+    r = _Reader(data, name)
+    if r.size < 16 or data[4:8] != b"TFL3":
+        raise r.fail("no TFL3 identifier")
+    model = r.table(r.target(0, "root table"), "Model")
+    version = model.scalar(0, "u32")
+    if version != SCHEMA_VERSION:
+        raise r.fail(f"schema version {version}, expected {SCHEMA_VERSION}")
+
+    builtin, custom = [], []
+    op_codes = model.tables(1, "operator_codes")
+    for k, oc in enumerate(op_codes):
+        code = max(oc.scalar(0, "u8"), oc.scalar(3, "i32"))
+        if not 0 <= code <= MAX_BUILTIN_CODE:
+            raise r.fail(f"operator_codes[{k}] builtin code {code}")
+        builtin.append(code)
+        name_ = oc.string(1)
+        if name_ is not None:
+            custom.append(name_)
+
+    buffers = model.tables(4, "buffers")
+    buffer_bytes = []
+    for k, buf in enumerate(buffers):
+        _, n = buf.vector(0, 1)
+        offset, size = buf.scalar(1, "u64"), buf.scalar(2, "u64")
+        if offset > 1 and offset + size > r.size:
+            raise r.fail(f"buffers[{k}] external data {offset}+{size} outside the file")
+        buffer_bytes.append(n if offset <= 1 else size)
+
+    subgraphs = model.tables(2, "subgraphs")
+    if not subgraphs:
+        raise r.fail("no subgraphs")
+    n_tensors_total = n_ops_total = 0
+    tensor_counts = []
+    for g, sg in enumerate(subgraphs):
+        tensors = sg.tables(0, f"subgraphs[{g}].tensors")
+        nt = len(tensors)
+        tensor_counts.append(nt)
+        for t, tensor in enumerate(tensors):
+            where = f"subgraphs[{g}].tensors[{t}]"
+            ttype = tensor.scalar(1, "u8")
+            if ttype > MAX_TENSOR_TYPE:
+                raise r.fail(f"{where} type {ttype}")
+            b = tensor.scalar(2, "u32")
+            if b >= len(buffers):
+                raise r.fail(f"{where} buffer index {b} >= {len(buffers)} buffers")
+            shape = tensor.ints(0)
+            elements = 1
+            for d in shape:
+                if d < -1:
+                    raise r.fail(f"{where} dimension {d}")
+                elements *= max(d, 1)
+                if elements > 1 << 31:
+                    raise r.fail(f"{where} shape {shape} is implausibly large")
+            item = _ITEM_SIZE.get(ttype, 0)
+            if buffer_bytes[b] and item and all(d >= 0 for d in shape) and buffer_bytes[b] < elements * item:
+                raise r.fail(f"{where} shape {shape} needs {elements * item} bytes, buffer {b} has {buffer_bytes[b]}")
+        for field, what in ((1, "inputs"), (2, "outputs")):
+            for i in sg.ints(field):
+                if not 0 <= i < nt:
+                    raise r.fail(f"subgraphs[{g}].{what} tensor index {i} not in [0, {nt})")
+        ops = sg.tables(3, f"subgraphs[{g}].operators")
+        for o, op in enumerate(ops):
+            code = op.scalar(0, "u32")
+            if code >= len(op_codes):
+                raise r.fail(f"subgraphs[{g}].operators[{o}] opcode index {code} >= {len(op_codes)}")
+            for field, what in ((1, "inputs"), (2, "outputs"), (8, "intermediates")):
+                for i in op.ints(field):
+                    if not -1 <= i < nt:
+                        raise r.fail(f"subgraphs[{g}].operators[{o}].{what} tensor index {i} not in [-1, {nt})")
+            op.vector(5, 1)  # custom_options: bounds only
+        n_tensors_total += nt
+        n_ops_total += len(ops)
+
+    signatures = []
+    for s, sig in enumerate(model.tables(7, "signature_defs")):
+        g = sig.scalar(4, "u32")
+        if g >= len(subgraphs):
+            raise r.fail(f"signature_defs[{s}] subgraph index {g} >= {len(subgraphs)}")
+        for field in (0, 1):
+            for m, tm in enumerate(sig.tables(field, f"signature_defs[{s}].{'inputs' if field == 0 else 'outputs'}")):
+                tm.string(0)
+                idx = tm.scalar(1, "u32")
+                if idx >= tensor_counts[g]:
+                    raise r.fail(f"signature_defs[{s}] tensor index {idx} >= {tensor_counts[g]}")
+        signatures.append(sig.string(2) or "")
+    for k, md in enumerate(model.tables(6, "metadata")):
+        if md.scalar(1, "u32") >= len(buffers):
+            raise r.fail(f"metadata[{k}] buffer index out of range")
+    return ModelInfo(version, len(subgraphs), n_tensors_total, n_ops_total, len(buffers),
+                     tuple(builtin), tuple(custom), tuple(signatures))
+
+
+def read_model(path: str | Path) -> ModelInfo:
+    """:func:`check_model_bytes` on a file."""
+    path = Path(path)
+    return check_model_bytes(path.read_bytes(), path.name)

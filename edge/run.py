@@ -1,0 +1,184 @@
+"""Stream a live or recorded source through a bundle: ``hybrid-edge run``.
+
+The loop is: take the oldest queued frame -> reset the session if the source
+reconnected -> ``session.step`` (preprocess from the manifest, invoke, state
+feedback, gap reset) -> smoothing -> report. It prints one line per decision
+change and returns a summary (latency per stage with warm-up excluded,
+throughput, drops, energy, board). ``json_log`` gets one JSON object per frame.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Callable
+
+from edge.bundle import Bundle, read_bundle
+from edge.errors import BackendError
+from edge.measure.latency import STAGES, StreamLatency, throughput
+from edge.smoothing import make_smoother
+from edge.sources import FrameSource, SourceOptions, make_reader
+from edge.streaming import StreamingSession
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything ``hybrid-edge run`` takes besides the bundle and the source."""
+
+    threads: int = 1
+    delegate: str = "xnnpack"
+    max_frames: int = 0  # 0 = until the source ends
+    smooth: str | None = None
+    json_log: Path | None = None
+    reset_gap_ms: float | None = None
+    meter: str = "auto"
+    isolate: bool = False
+    warmup: int = 5
+    source: SourceOptions = SourceOptions()
+
+
+def requires_edgetpu(bundle: Bundle) -> bool:
+    """A bundle compiled for the Edge TPU (manifest flag or an ``edgetpu-custom-op``) needs the delegate."""
+    if bundle.manifest.get("edgetpu_compiled"):
+        return True
+    from edge.flatbuffer import read_model
+
+    return any("edgetpu" in op for i in range(len(bundle.graphs)) for op in read_model(bundle.model_path(i)).custom_ops)
+
+
+def open_session(bundle_path: str | Path, options: RunOptions) -> StreamingSession:
+    """Verify the bundle (hashes, structure), enforce Edge TPU needs, optionally probe it in a subprocess."""
+    bundle = read_bundle(bundle_path)
+    if options.delegate != "edgetpu" and requires_edgetpu(bundle):
+        raise BackendError(f"{bundle.path}: compiled for the Edge TPU; run it with --delegate edgetpu")
+    if options.isolate:
+        from edge.isolate import probe_bundle
+
+        probe_bundle(bundle.path, options.threads, options.delegate)
+    gap = options.reset_gap_ms / 1e3 if options.reset_gap_ms is not None else None
+    return StreamingSession(bundle, num_threads=options.threads, delegate=options.delegate, reset_gap_s=gap)
+
+
+def _say(out: IO[str] | None, text: str) -> None:
+    if out is not None:
+        print(text, file=out, flush=True)
+
+
+def run_stream(
+    session: StreamingSession,
+    source: FrameSource,
+    options: RunOptions = RunOptions(),
+    out: IO[str] | None = None,
+    on_result: Callable[[int, Any], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``session`` on frames from a started ``source`` until it ends or ``max_frames``.
+
+    Returns the summary dictionary (also what ``--json-log``'s last line holds).
+    """
+    from edge.measure.board import platform_info
+    from edge.measure.energy import make_meter
+
+    smoother = make_smoother(options.smooth)
+    latency = StreamLatency(warmup=options.warmup, stages=STAGES)
+    meter = make_meter(options.meter)
+    log = open(options.json_log, "w") if options.json_log else None
+    labels = session.bundle.labels
+    generation = 0
+    last_index = -1
+    frames = 0
+    resets_before = session.resets
+    t_begin = time.perf_counter()
+    meter.start()
+    try:
+        for frame in source:
+            t0 = time.perf_counter()
+            reset = False
+            if frame.generation != generation:  # reconnected: a new stream, forget the old one
+                generation = frame.generation
+                session.reset()
+                reset = True
+            result = session.step(frame.image, frame.timestamp, frame.color)
+            t1 = time.perf_counter()
+            if reset or result.reset:
+                smoother.reset()
+            index, score = smoother.update(result.probabilities, result.index, result.score) if options.smooth else (result.index, result.score)
+            t2 = time.perf_counter()
+            stages = (
+                frame.read_ms,
+                (t0 - frame.captured_at) * 1e3 - frame.read_ms,
+                result.preprocess_ms,
+                result.invoke_ms,
+                result.postprocess_ms + (t2 - t1) * 1e3,
+                (t2 - frame.captured_at) * 1e3,
+            )
+            latency.record(stages)
+            if index != last_index:
+                label = labels[index] if index < len(labels) else str(index)
+                _say(out, f"{t2 - t_begin:9.3f}s  frame {frame.index:>6}  {label} ({score:.2f})")
+                last_index = index
+            if log is not None:
+                log.write(json.dumps({
+                    "frame": frame.index, "timestamp": round(frame.timestamp, 6),
+                    "label": labels[index] if index < len(labels) else str(index), "index": index,
+                    "score": round(score, 4), "reset": bool(reset or result.reset),
+                    "latency_ms": {s: round(v, 4) for s, v in zip(STAGES, stages)},
+                    "dropped": source.dropped,
+                }) + "\n")
+            if on_result is not None:
+                on_result(frames, result)
+            frames += 1
+            if options.max_frames and frames >= options.max_frames:
+                break
+    finally:
+        reading = meter.stop()
+        wall = time.perf_counter() - t_begin
+        if log is not None:
+            log.close()
+    summary: dict[str, Any] = {
+        "bundle": str(session.bundle.path),
+        "source": source.name,
+        "backend": session.backend,
+        "threads": options.threads,
+        "delegate": options.delegate,
+        **throughput(frames, source.dropped, wall),
+        "resets": session.resets - resets_before,
+        "reconnects": source.reconnects,
+        "warmup_frames": min(options.warmup, frames),
+        "latency_ms": latency.summary(),
+        "energy": {
+            "source": reading.source,
+            "estimated": reading.estimated,
+            "mj_per_frame": round(reading.joules * 1e3 / frames, 4) if frames else 0.0,
+            "average_watts": round(reading.watts, 4),
+        },
+        "platform": platform_info(),
+    }
+    return summary
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The human-readable summary ``hybrid-edge run`` prints at the end."""
+    lines = [
+        f"frames {s['frames']} in {s['seconds']:.2f} s ({s['fps']:.1f} fps), dropped {s['dropped']} "
+        f"({100 * s['drop_rate']:.1f} %), resets {s['resets']}, reconnects {s['reconnects']}",
+        f"latency ms (after {s['warmup_frames']} warm-up frames)     p50      p90      p99      max",
+    ]
+    for stage, p in s["latency_ms"].items():
+        lines.append(f"  {stage:<12}{'':30}{p['p50']:8.3f} {p['p90']:8.3f} {p['p99']:8.3f} {p['max']:8.3f}")
+    e = s["energy"]
+    lines.append(f"energy {e['mj_per_frame']:.4f} mJ/frame, {e['average_watts']:.3f} W average ({e['source']})")
+    plat = s["platform"]
+    board = ", ".join(f"{k} {v}" for k, v in plat.items())
+    lines.append(f"platform {board}; backend {s['backend']}, {s['threads']} thread(s), delegate {s['delegate']}")
+    return "\n".join(lines)
+
+
+def run_bundle(bundle_path: str | Path, source_spec: str, options: RunOptions = RunOptions(),
+               out: IO[str] | None = None) -> dict[str, Any]:
+    """Open the bundle and the source, stream, and return the summary (see :func:`run_stream`)."""
+    session = open_session(bundle_path, options)
+    reader = make_reader(source_spec, session.bundle.preprocessing.size, options.source.stall_timeout_s)
+    with FrameSource(reader, options.source) as source:
+        return run_stream(session, source, options, out)
