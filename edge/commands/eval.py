@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", metavar="RUN_DIR", help="agreement against this run's float Keras model (computed in a subprocess)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--delegate", default="xnnpack", choices=("xnnpack", "none", "edgetpu"))
-    p.add_argument("--meter", default="auto", help="auto, rapl or estimate:PROFILE")
+    p.add_argument("--meter", default="auto", help="auto, rapl, hwmon, ina219, pi5-pmic, csv:FILE or estimate:PROFILE (estimates are labelled)")
     p.add_argument("--json", help="write the full report here")
 
 
