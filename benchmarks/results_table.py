@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 def _cell(v: Any, fmt: str = ".3f") -> str:
     return "-" if v is None else format(v, fmt)
+
+
+def _local(text: str) -> str:
+    """Drop the directories of absolute paths: the table names data, not one machine's folders."""
+    return re.sub(r"(?<![\w.])/(?:[^/\s,]+/)+", "", text)
 
 
 def table(docs: list[dict[str, Any]]) -> str:
@@ -40,7 +46,7 @@ def table(docs: list[dict[str, Any]]) -> str:
             notes.append(f"streaming vs window recompute ({pair['precision']}, T={pair['window_frames']}, {pair['threads']} thread): "
                          f"{pair['streaming_p50_ms']:.3f} vs {pair['window_p50_ms']:.3f} ms per frame = {pair['speedup']:.1f}x")
         m = doc["machine"]
-        data = doc["data"]["source"] if doc.get("data") else "seeded random inputs"
+        data = _local(doc["data"]["source"]) if doc.get("data") else "seeded random inputs"
         notes.append(f"{doc['started_utc']}: {m['cpu_model']}, {m['cores']} cores, board {m['board_model'] or '-'}, "
                      f"load {m['load_average'][0]:.2f}; data: {data}; energy source {', '.join(sorted({r['energy_source'] for r in doc['results']}))}")
     return "\n".join(lines + [""] + [f"- {n}" for n in notes])

@@ -143,3 +143,12 @@ def test_shipped_reference_files_are_valid() -> None:
     for f in files:
         ref = load_reference(f)
         assert ref["machine"]["cores"] >= 1 and ref["entries"] and all(e["p50_ms"] > 0 for e in ref["entries"])
+
+
+def test_report_command_rerenders_from_results(bench_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", BLOCK_TF.replace("main(sys.argv[1:])", "main(['report', *sys.argv[1:]])"),
+                           str(bench_runs[0] / "results.json"), "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "report.md").read_text()
+    assert "| test_cnn_lstm float32 window 1t |" in md and "## Streaming vs window recompute" in md
+    assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") == 6
