@@ -119,7 +119,7 @@ def test_eval_ts_dataset_streams_only_real_steps(ts_dir: Path, tmp_path_factory:
 
     spec = f"ucr:{ts_dir}"
     root = tmp_path_factory.mktemp("ts_run")
-    run_dir = train("test_rnn_gru", spec, root / "run", TrainConfig(epochs=3, batch_size=8, seed=2), progress=lambda m: None)
+    run_dir = train("test_rnn", spec, root / "run", TrainConfig(epochs=3, batch_size=8, seed=2), progress=lambda m: None)
     bundles = [convert_run(run_dir, root / p, ConvertOptions(p, calibration_samples=100, verify=False)) for p in ("float32", "int8")]
     out = tmp_path_factory.mktemp("ts_eval") / "eval.json"
     proc = run_cli("eval", *map(str, bundles), "--dataset", spec, "--reference", str(run_dir), "--json", str(out))
