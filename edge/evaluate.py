@@ -53,8 +53,9 @@ class Predictions:
 class ItemStepper:
     """Feeds one item (clip, image or series) to a session step by step.
 
-    Frames go through the bundle's preprocessing; float series samples are
-    quantized straight into the input encoding.
+    Frames go through :meth:`StreamingSession.step` (the bundle's preprocessing);
+    float series samples are standardised with the manifest's mean/std, then
+    quantized into the input encoding.
     """
 
     def __init__(self, session: StreamingSession):
