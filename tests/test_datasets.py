@@ -88,9 +88,10 @@ def test_ucr_missing_values_are_interpolated(tmp_path: Path) -> None:
 
 
 def test_ucr_univariate_without_dimensions_tag(tmp_path: Path) -> None:
+    """Also: Windows line endings and a UTF-8 byte-order mark, as some exporters write them."""
     folder = write_ts(tmp_path / "Uni", "Uni", dims=1)
     for f in folder.glob("*.ts"):
-        f.write_text(f.read_text().replace("@dimensions 1\n", ""))
+        f.write_bytes(b"\xef\xbb\xbf" + f.read_text().replace("@dimensions 1\n", "").replace("\n", "\r\n").encode())
     assert load_dataset(f"ucr:{folder}").train.x.shape[2] == 1
 
 
@@ -176,6 +177,9 @@ def test_video_folder_decodes_two_codecs_and_samples_with_stride(video_dir: Path
     # the moving square's column changes between sampled frames (stride is real time)
     cols = [np.argmax(f[..., 0].max(axis=0)) for f in clip]
     assert len(set(cols)) > 1
+    again = load_dataset(ds.spec)  # the canonical spec (recorded in model cards) reloads the same splits
+    np.testing.assert_array_equal(again.test.x, ds.test.x)
+    np.testing.assert_array_equal(again.train.y, ds.train.y)
 
 
 def test_video_folder_split_file(video_dir: Path) -> None:
@@ -212,6 +216,7 @@ def test_image_folder_png_jpg_and_errors(tmp_path: Path) -> None:
     ds = load_dataset(f"image-folder:{root},size=16,test=0.25,val=0.2")
     assert ds.kind == "image" and ds.label_names == ("cat", "dog") and ds.train.x.shape[1:] == (16, 16, 3)
     assert len(ds.test.y) == 4 and len(ds.train.y) + len(ds.val.y) == 12
+    np.testing.assert_array_equal(load_dataset(ds.spec).val.x, ds.val.x)
     (root / "bird").mkdir()
     with pytest.raises(DataError, match="bird: empty class folder"):
         load_dataset(f"image-folder:{root}")

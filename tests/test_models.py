@@ -144,3 +144,17 @@ def test_streamable_models_build_as_step_models(name: str) -> None:
             pytest.xfail(f"step builder lacks this layer yet: {exc}")
         raise
     np.testing.assert_allclose(_stream(step, x[0]), model.predict(x, verbose=0)[0], atol=1e-5)
+
+
+def test_models_command_lists_the_registry_without_tensorflow() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None\nfrom edge.cli import main\nmain(['models', '--tests'])"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split()[1:3] for line in proc.stdout.splitlines()[1:]}
+    assert set(rows) == set(list_models())
+    assert rows["rnn"] == ["sequence", "yes"] and rows["rnn_bidir"] == ["sequence", "no"] and rows["cnn"] == ["image", "no"]

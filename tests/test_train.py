@@ -50,13 +50,13 @@ def test_cli_writes_a_complete_run_dir(ts_dir: Path, tmp_path: Path) -> None:
 
 
 def test_same_seed_same_metrics(ts_dir: Path, tmp_path: Path) -> None:
-    cfg = TrainConfig(epochs=4, batch_size=8, seed=7)
+    cfg = TrainConfig(epochs=3, batch_size=8, seed=7)
     runs = [train("test_rnn", f"ucr:{ts_dir}", tmp_path / f"r{i}", cfg, progress=QUIET) for i in range(2)]
     cards = [json.loads((r / "model_card.json").read_text())["metrics"] for r in runs]
     hist = [json.loads((r / "history.json").read_text()) for r in runs]
     assert cards[0]["test_accuracy"] == cards[1]["test_accuracy"] and cards[0]["test_loss"] == cards[1]["test_loss"]
     assert hist[0] == hist[1]
-    other = train("test_rnn", f"ucr:{ts_dir}", tmp_path / "r_other", TrainConfig(epochs=4, batch_size=8, seed=8), progress=QUIET)
+    other = train("test_rnn", f"ucr:{ts_dir}", tmp_path / "r_other", TrainConfig(epochs=3, batch_size=8, seed=8), progress=QUIET)
     assert json.loads((other / "history.json").read_text())["loss"] != hist[0]["loss"]
 
 

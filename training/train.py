@@ -50,7 +50,8 @@ class TrainConfig:
     def resolved(self, entry: ModelEntry) -> "TrainConfig":
         """This config with every ``None`` filled from the model's fit defaults."""
         fit = dataclasses.asdict(entry.fit)
-        return dataclasses.replace(self, **{k: fit[k] for k in fit if getattr(self, k) is None})
+        filled = {k: fit[k] for k in fit if getattr(self, k) is None}
+        return dataclasses.replace(self, **filled, distribute=Distribution(self.distribute))
 
 
 def seed_everything(seed: int) -> None:
@@ -116,16 +117,15 @@ def train(
         raise HybridEdgeError(f"{out}: run directory exists and is not empty")
     entry = get_entry(model_name)
     config = config.resolved(entry)
-    strategy, is_chief = make_strategy(config.distribute)  # before any other TF work (multi-worker needs it)
-    seed_everything(config.seed)
-    import keras
-
     t0 = time.perf_counter()
-    dataset = dataset or load_dataset(dataset_spec)
+    dataset = dataset or load_dataset(dataset_spec)  # numpy/OpenCV only: bad data fails before TensorFlow loads
     progress(f"dataset {dataset.spec}: train {len(dataset.train.y)}, val {len(dataset.val.y)}, test {len(dataset.test.y)} ({time.perf_counter() - t0:.1f}s)")
     if len(dataset.train.y) == 0 or len(dataset.test.y) == 0:
         raise HybridEdgeError(f"dataset {dataset.spec!r} has an empty train or test split")
     model_cfg = make_config(model_name, {**_shape_overrides(entry, dataset), **config.overrides})
+    strategy, is_chief = make_strategy(config.distribute)  # before any other TF work (multi-worker needs it)
+    seed_everything(config.seed)
+    import keras
     with strategy.scope():
         model = create_model(model_name, model_cfg)
         model.compile(
@@ -175,7 +175,9 @@ def train(
                 "dtype": str(dataset.train.x.dtype),
                 "kind": dataset.kind,
                 "model_shape": [d for d in model.inputs[0].shape[1:]],
-                "variable_length": dataset.train.lengths is not None,
+                "variable_length": any(
+                    s.lengths is not None and bool((s.lengths != s.x.shape[1]).any()) for s in (dataset.train, dataset.val, dataset.test)
+                ),
             },
             "preprocessing": pre,
             "metrics": {

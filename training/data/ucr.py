@@ -65,7 +65,7 @@ def read_ts(path: Path) -> TsFile:
     ys: list[int] = []
     missing = 0
     in_data = False
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
+    with path.open("r", encoding="utf-8-sig", errors="replace") as fh:  # -sig: tolerate a BOM
         for lineno, raw in enumerate(fh, 1):
             line = raw.strip()
             if not line or line.startswith("#"):
@@ -78,7 +78,7 @@ def read_ts(path: Path) -> TsFile:
                 if tag == "targetlabel":
                     raise DataError(f"{path}:{lineno}: regression files (@targetLabel) are not supported; need @classLabel")
                 if tag not in _KNOWN_TAGS:
-                    raise DataError(f"{path}:{lineno}: malformed header: unknown tag @{line[1:].split()[0]}")
+                    continue  # other writers add their own tags; the ones we need are checked below
                 if tag == "data":
                     in_data = True
                     if labels is None:

@@ -2,9 +2,10 @@
 
 Two backbones:
 
-* ``separable`` — a stem conv then depthwise-separable blocks (depthwise 3×3,
-  stride 2 + pointwise 1×1), each BatchNorm + ReLU6; channel counts scale with
-  the width multiplier ``alpha`` (MobileNet-style, rounded to multiples of 8).
+* ``separable`` — a stride-2 stem conv then depthwise-separable blocks
+  (depthwise 3×3 + pointwise 1×1), each BatchNorm + ReLU6; a block halves the
+  resolution while the map is at least 8 px; channel counts scale with the
+  width multiplier ``alpha`` (MobileNet-style, rounded to multiples of 8).
 * ``mobilenet_v3_small`` — ``keras.applications.MobileNetV3Small`` with
   ``weights=None`` (trained from scratch, nothing downloaded), ``include_top=False``
   and ``include_preprocessing=False``: the model takes the same float frames as
@@ -46,15 +47,18 @@ def backbone_features(
     from keras import layers
 
     if backbone == "separable":
+        # momentum 0.9: the moving statistics settle within a few epochs of a small dataset
         x = layers.Conv2D(_round8(stem * alpha), 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
-        x = layers.BatchNormalization(name="stem_bn")(x)
+        x = layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
         x = layers.ReLU(6.0, name="stem_relu")(x)
         for i, f in enumerate(filters):
-            x = layers.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False, name=f"dw_{i}")(x)
-            x = layers.BatchNormalization(name=f"dw_{i}_bn")(x)
+            # halve the resolution only while the map is at least 8 px: small inputs keep a 4x4 map
+            stride = 2 if min(int(x.shape[1]), int(x.shape[2])) >= 8 else 1
+            x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"dw_{i}")(x)
+            x = layers.BatchNormalization(momentum=0.9, name=f"dw_{i}_bn")(x)
             x = layers.ReLU(6.0, name=f"dw_{i}_relu")(x)
             x = layers.Conv2D(_round8(f * alpha), 1, use_bias=False, name=f"pw_{i}")(x)
-            x = layers.BatchNormalization(name=f"pw_{i}_bn")(x)
+            x = layers.BatchNormalization(momentum=0.9, name=f"pw_{i}_bn")(x)
             x = layers.ReLU(6.0, name=f"pw_{i}_relu")(x)
         return x
     if backbone == "mobilenet_v3_small":
@@ -76,7 +80,7 @@ def backbone_features(
 
 @dataclass(frozen=True)
 class CnnConfig:
-    """Input size, backbone, width multiplier and head."""
+    """Image classifier: separable-conv or MobileNetV3-Small backbone, width multiplier ``alpha``, input size."""
 
     height: int = 96
     width: int = 96

@@ -21,7 +21,7 @@ from training.registry import register_model
 
 @dataclass(frozen=True)
 class CnnRnnConfig:
-    """Clip shape, encoder widths and recurrent head."""
+    """Video clips: per-frame CNN (custom / separable / mobilenet_v3_small) -> LSTM/GRU -> softmax."""
 
     frames: int = 16
     height: int = 48
@@ -84,6 +84,8 @@ def cnn_lstm(cfg: CnnRnnConfig):
 
 @dataclass(frozen=True)
 class CnnGruConfig(CnnRnnConfig):
+    """As ``cnn_lstm`` with GRU layers (one state tensor per layer instead of two)."""
+
     cell: str = "gru"
 
 
@@ -129,11 +131,11 @@ def test_cnn_gru(cfg: TinyCnnGruConfig):
 class TinyCnnMobilenetConfig(TinyCnnRnnConfig):
     """Tiny LSTM variant on a minimalistic MobileNetV3-Small encoder (32×32 frames)."""
 
-    frames: int = 4
+    frames: int = 3
     height: int = 32
     width: int = 32
     backbone: str = "mobilenet_v3_small"
-    alpha: float = 0.75
+    alpha: float = 0.35
     minimalistic: bool = True
 
 

@@ -31,7 +31,7 @@ CELLS = ("lstm", "gru")
 
 @dataclass(frozen=True)
 class RnnConfig:
-    """Sequence shape, optional causal-conv front end, recurrent stack, head."""
+    """Sensor/feature sequences of any length: optional causal Conv1D -> LSTM/GRU stack -> softmax."""
 
     timesteps: int = 0  # 0: variable length (None)
     features: int = 6
@@ -133,6 +133,8 @@ def test_rnn_gru(cfg: TinyGruConfig) -> Any:
 
 @dataclass(frozen=True)
 class TinyBidirConfig(TinyRnnConfig):
+    """Seconds-to-train bidirectional variant (not streamable)."""
+
     units: tuple[int, ...] = (6,)
     bidirectional: bool = True
 
