@@ -104,6 +104,20 @@ def split_samples(samples: list[dict[str, np.ndarray]], front: StepModel, head: 
     return front_samples, head_samples
 
 
+def clip_states(samples: list[dict[str, np.ndarray]], states: list[Any], percentile: float) -> list[dict[str, np.ndarray]]:
+    """Calibration samples with each given state clipped to its ``percentile`` of absolute values.
+
+    An LSTM cell state only reaches the output through ``tanh`` (saturated beyond
+    about +-3), yet its int8 scale is set by the largest value seen, and long
+    streams push a few values far out. Clipping its calibration range at a high
+    percentile buys finer steps where ``tanh`` is steep; the runtime's
+    requantization then saturates the fed-back state at the same limit.
+    """
+    present = [s for s in states if s.name in samples[0]]  # the CNN front end of a mixed bundle has none
+    limits = {s.name: float(np.percentile(np.abs(np.concatenate([d[s.name].ravel() for d in samples])), percentile)) for s in present}
+    return [{k: (np.clip(v, -limits[k], limits[k]) if k in limits else v) for k, v in d.items()} for d in samples]
+
+
 def is_masked(sample: np.ndarray, mask_value: float | None) -> bool:
     """True if the sample is padding the recurrent layers never see."""
     return mask_value is not None and bool(np.all(sample == mask_value))

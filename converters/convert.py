@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from converters.bundle import tensor_specs, write_manifest
-from converters.calibrate import collect_samples, collect_whole_inputs, split_samples
+from converters.calibrate import clip_states, collect_samples, collect_whole_inputs, split_samples
 from converters.formats import Format, get_format
 from converters.streaming import (
     StepModel,
@@ -26,7 +26,7 @@ from converters.streaming import (
     streaming_problem,
 )
 from converters.tflite import convert_graph
-from edge.errors import ConversionError, DataError
+from edge.errors import BundleError, ConversionError, DataError
 from edge.streaming import Mode
 from training.versions import library_versions
 
@@ -45,6 +45,7 @@ class ConvertOptions:
     precision: str = "int8"
     calibration_samples: int = 3200
     calibration_stream: float = 0.25  # fraction of calibration steps from a long no-reset stream
+    cell_range_percentile: float = 99.0  # LSTM cell-state calibration range: this percentile of |c| (100: full range)
     seed: int = 0
     mode: str = "auto"
     verify: bool = True
@@ -61,6 +62,8 @@ def check_options(options: ConvertOptions) -> Format:
         raise ConversionError(f"{fmt.name} splits a step model into CNN front end and recurrent head; it has no --window form")
     if fmt.calibrate and options.calibration_samples < 1:
         raise ConversionError(f"{fmt.name} needs --calibration-samples >= 1")
+    if not 50.0 <= options.cell_range_percentile <= 100.0:
+        raise ConversionError(f"--cell-range-percentile must be in [50, 100], got {options.cell_range_percentile}")
     if not 0.0 <= options.calibration_stream < 1.0:
         raise ConversionError(f"--calibration-stream must be in [0, 1), got {options.calibration_stream}")
     return fmt
@@ -107,10 +110,10 @@ class Graph:
     step: StepModel
     fmt: Format
     file: str
-    flatbuffer: bytes = b""
 
 
 def _plan(model: Any, mode: Mode, fmt: Format, length: int) -> list[Graph]:
+    """The graphs to convert: one step/window/single graph, or front end + head for split formats."""
     if fmt.parts:
         if mode is not Mode.STREAMING:
             raise ConversionError(f"{fmt.name} needs a streaming recurrent model (CNN front end + recurrent head); this one converts as {mode.value}")
@@ -134,8 +137,7 @@ def _calibration(graphs: list[Graph], model: Any, mode: Mode, x_train: np.ndarra
 
 
 def _roles(step: StepModel) -> tuple[dict[str, str], dict[str, str]]:
-    in_role = "frame" if step.frame_input == "frame" else step.frame_input  # frame, sample or features
-    in_roles = {step.frame_input: in_role, **{s.name: "state" for s in step.states}}
+    in_roles = {step.frame_input: step.frame_input, **{s.name: "state" for s in step.states}}  # frame, sample or features
     out_roles = {"output_0": step.output_role, **{f"output_{s.output_index}": "state" for s in step.states}}
     return in_roles, out_roles
 
@@ -173,12 +175,20 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
     pre = card["preprocessing"]
     x_train = to_float(dataset.train.x, pre)
     samples = _calibration(graphs, model, mode, x_train, options.calibration_samples, options.calibration_stream)
+    if options.cell_range_percentile < 100:  # int8 only: int16 has the resolution for the full range
+        samples = [
+            clip_states(s, [st for st in g.step.states if st.kind == "lstm_c"], options.cell_range_percentile) if s and g.fmt.ops == "int8" else s
+            for g, s in zip(graphs, samples)
+        ]
     graph_specs, states = [], []
     for g, s in zip(graphs, samples):
         flatbuffer = convert_graph(g.step.model, g.fmt, s, what)
         path = out_dir / g.file
         path.write_bytes(flatbuffer)
-        interpreter = make_interpreter(path)  # first load happens here, in the worker
+        try:
+            interpreter = make_interpreter(path)  # first load happens here, in the worker
+        except BundleError as exc:
+            raise ConversionError(f"{what}: the converted {g.file} does not load ({str(exc)[:200]})") from None
         runner = interpreter.get_signature_runner("serving_default")
         in_roles, out_roles = _roles(g.step)
         graph_specs.append({

@@ -32,9 +32,9 @@ def export_saved_model(model: Any, directory: Path) -> Path:
     """
     import tensorflow as tf
 
-    signature = [{
-        t.name.split(":")[0]: tf.TensorSpec(tuple(t.shape), t.dtype, name=t.name.split(":")[0]) for t in model.inputs
-    }]
+    names = [t._keras_history.operation.name for t in model.inputs]  # the InputLayer names
+    specs = [tf.TensorSpec(tuple(t.shape), t.dtype, name=name) for name, t in zip(names, model.inputs)]
+    signature = [dict(zip(names, specs))] if isinstance(model.input, dict) else specs
     model.export(str(directory), format="tf_saved_model", verbose=False, input_signature=signature)
     return directory
 

@@ -48,3 +48,15 @@ def test_inspect_cli_prints_analysis(tiny_bundles: dict[str, Path]) -> None:
     assert proc.returncode == 0, proc.stderr
     for needle in ("M MACs per frame", "estimate:", "edgetpu   all", "ops       ", "verified  agreement"):
         assert needle in proc.stdout, proc.stdout
+
+
+def test_analysis_runs_without_tensorflow(tiny_bundles: dict[str, Path]) -> None:
+    script = (
+        "import sys; sys.modules['tensorflow'] = None\n"
+        "from edge.inspect import describe_bundle\n"
+        f"text = describe_bundle({str(tiny_bundles['int8'])!r})\n"
+        "assert 'MACs per frame' in text and not any(m == 'keras' or m.startswith(('tensorflow.', 'keras.')) for m in sys.modules)\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr

@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration-samples", type=int, default=3200, help="steps of real data (with real states) for int8 ranges")
     p.add_argument("--calibration-stream", type=float, default=0.25,
                    help="fraction of calibration steps taken from a long no-reset stream (long-stream state ranges)")
+    p.add_argument("--cell-range-percentile", type=float, default=99.0,
+                   help="int8 range of LSTM cell states: this percentile of |c| seen in calibration (100: the full range)")
     p.add_argument("--verify-sequences", type=int, default=0, help="test sequences to verify on (0: the whole test split)")
     p.add_argument("--stream-steps", type=int, default=1000, help="length of the no-reset verification stream")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip verify.json")
@@ -42,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or str(Path(args.run_dir).with_name(f"{Path(args.run_dir).name}-{args.precision}"))
     options = ConvertOptions(
         precision=args.precision, calibration_samples=args.calibration_samples, calibration_stream=args.calibration_stream,
+        cell_range_percentile=args.cell_range_percentile,
         seed=args.seed, mode=args.mode, verify=args.verify, verify_sequences=args.verify_sequences, stream_steps=args.stream_steps,
     )
     bundle = convert_run(args.run_dir, out, options)
