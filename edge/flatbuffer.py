@@ -3,8 +3,8 @@
 The interpreter trusts its file: a flipped byte in an offset, a count or an index
 can make it read out of bounds and crash the process. This reader walks the
 parts of the schema that hold offsets and indices — root table, vtables,
-``version``, ``operator_codes``, ``subgraphs`` (tensors, operators, inputs,
-outputs), ``buffers`` and ``signature_defs`` — and checks every offset, length
+``version``, ``operator_codes``, ``subgraphs`` (tensors with their quantization,
+operators, inputs, outputs), ``buffers`` and ``signature_defs`` — and checks every offset, length
 and index before anything is loaded. Field numbers follow
 ``tensorflow/compiler/mlir/lite/schema/schema.fbs``.
 """
@@ -15,6 +15,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from edge.errors import BundleError
 
 SCHEMA_VERSION = 3
@@ -24,6 +26,7 @@ MAX_BUILTIN_CODE = 255
 _ITEM_SIZE = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 5: 0, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 13: 0, 14: 0,
               15: 4, 16: 2, 17: 0, 18: 2}
 _U8, _U16, _I32, _U32, _U64 = (struct.Struct(f) for f in ("<B", "<H", "<i", "<I", "<Q"))
+_SIZES = {"u8": 1, "i32": 4, "u32": 4, "u64": 8}
 
 
 class StructureError(BundleError):
@@ -72,8 +75,15 @@ class _Reader:
     def u64(self, pos: int, what: str) -> int:
         return self._get(_U64, pos, what)
 
+    def aligned(self, pos: int, size: int, what: str) -> None:
+        """Flatbuffers align every scalar to its size (the interpreter's verifier insists)."""
+        if pos % size:
+            raise self.fail(f"{what} at byte {pos} is not {size}-byte aligned")
+
     def table(self, pos: int, what: str) -> "_Table":
+        self.aligned(pos, 4, what)
         vt = pos - self.i32(pos, f"{what} vtable offset")
+        self.aligned(vt, 2, f"{what} vtable")
         vt_size = self._get(_U16, vt, f"{what} vtable")
         tbl_size = self._get(_U16, vt + 2, f"{what} vtable")
         if vt_size < 4 or vt_size % 2 or vt + vt_size > self.size:
@@ -88,6 +98,7 @@ class _Reader:
 
     def target(self, pos: int, what: str) -> int:
         """Follow a uoffset stored at ``pos``."""
+        self.aligned(pos, 4, what)
         off = self.u32(pos, what)
         dest = pos + off
         if off == 0 or dest >= self.size:
@@ -97,6 +108,7 @@ class _Reader:
     def vector(self, pos: int, elem: int, what: str) -> tuple[int, int]:
         """``(start, length)`` of a vector whose uoffset is at ``pos``; elements bounds-checked."""
         v = self.target(pos, what)
+        self.aligned(v, 4, f"{what} length")
         n = self.u32(v, f"{what} length")
         if v + 4 + n * elem > self.size:
             raise self.fail(f"{what} of {n} elements runs past the end of the file")
@@ -104,7 +116,12 @@ class _Reader:
 
     def string(self, pos: int, what: str) -> str:
         start, n = self.vector(pos, 1, what)
-        return self.data[start:start + n].decode("utf-8", errors="replace")
+        if start + n >= self.size or self.data[start + n] != 0:
+            raise self.fail(f"{what} is not NUL-terminated")
+        try:
+            return self.data[start:start + n].decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.fail(f"{what} is not valid UTF-8") from None
 
 
 class _Table:
@@ -119,6 +136,7 @@ class _Table:
         p = self.field(i)
         if p is None:
             return default
+        self.r.aligned(p, _SIZES[kind], f"{self.what} field {i}")
         return getattr(self.r, kind)(p, f"{self.what} field {i}")
 
     def vector(self, i: int, elem: int) -> tuple[int, int]:
@@ -136,6 +154,33 @@ class _Table:
     def string(self, i: int) -> str | None:
         p = self.field(i)
         return None if p is None else self.r.string(p, f"{self.what} field {i}")
+
+
+_ZP_RANGE = {9: (-128, 127), 3: (0, 255), 7: (-32768, 32767), 17: (-8, 7)}  # int8, uint8, int16, int4
+
+
+def _check_quantization(r: _Reader, tensor: _Table, ttype: int, shape: list[int], where: str) -> None:
+    """Scales finite and positive, zero points inside the type, per-channel counts matching the shape."""
+    p = tensor.field(4)
+    if p is None:
+        return
+    q = r.table(r.target(p, f"{where} quantization"), f"{where}.quantization")
+    s_start, n_scale = q.vector(2, 4)
+    z_start, n_zp = q.vector(3, 8)
+    if n_zp and n_scale and n_zp != n_scale:
+        raise r.fail(f"{where} has {n_scale} scales but {n_zp} zero points")
+    scales = np.frombuffer(r.data, "<f4", n_scale, s_start) if n_scale else np.zeros(0, np.float32)
+    if n_scale and not (np.isfinite(scales).all() and (scales >= 0).all()):
+        raise r.fail(f"{where} quantization scale is negative or not finite")
+    if n_zp and ttype in _ZP_RANGE:
+        lo, hi = _ZP_RANGE[ttype]
+        zps = np.frombuffer(r.data, "<i8", n_zp, z_start)
+        if zps.min() < lo or zps.max() > hi:
+            raise r.fail(f"{where} zero point {int(zps.min() if zps.min() < lo else zps.max())} outside [{lo}, {hi}]")
+    if n_scale > 1:
+        dim = q.scalar(6, "i32")
+        if not 0 <= dim < len(shape) or shape[dim] != n_scale:
+            raise r.fail(f"{where} has {n_scale} per-channel scales for dimension {dim} of shape {shape}")
 
 
 def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
@@ -183,6 +228,7 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
         tensor_counts.append(nt)
         for t, tensor in enumerate(tensors):
             where = f"subgraphs[{g}].tensors[{t}]"
+            tensor.string(3)  # the name: the interpreter decodes it as UTF-8
             ttype = tensor.scalar(1, "u8")
             if ttype > MAX_TENSOR_TYPE:
                 raise r.fail(f"{where} type {ttype}")
@@ -197,6 +243,7 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
                 elements *= max(d, 1)
                 if elements > 1 << 31:
                     raise r.fail(f"{where} shape {shape} is implausibly large")
+            _check_quantization(r, tensor, ttype, shape, where)
             item = _ITEM_SIZE.get(ttype, 0)
             if buffer_bytes[b] and item and all(d >= 0 for d in shape) and buffer_bytes[b] < elements * item:
                 raise r.fail(f"{where} shape {shape} needs {elements * item} bytes, buffer {b} has {buffer_bytes[b]}")
@@ -214,6 +261,7 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
                     if not -1 <= i < nt:
                         raise r.fail(f"subgraphs[{g}].operators[{o}].{what} tensor index {i} not in [-1, {nt})")
             op.vector(5, 1)  # custom_options: bounds only
+        sg.string(4)
         n_tensors_total += nt
         n_ops_total += len(ops)
 

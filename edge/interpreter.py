@@ -57,14 +57,19 @@ def load_delegate(backend: Backend, delegate: str) -> Any | None:
         return None
     if delegate != "edgetpu":
         raise BackendError(f"unknown delegate {delegate!r}; choose edgetpu, xnnpack or none")
+    import ctypes
+
+    hint = ("install the Edge TPU runtime (Debian/Raspberry Pi OS: add the Coral package repository, "
+            "https://coral.ai/software/#debian-packages, then `sudo apt-get install libedgetpu1-std`) "
+            "and plug in the accelerator")
+    try:  # probe with the dynamic loader first: a failed load_delegate leaves a half-built object behind
+        ctypes.CDLL(EDGETPU_LIBRARY)
+    except OSError:
+        raise BackendError(f"Edge TPU runtime {EDGETPU_LIBRARY} not found; {hint}") from None
     try:
         return backend.module.load_delegate(EDGETPU_LIBRARY)
     except (ValueError, OSError) as exc:
-        raise BackendError(
-            f"Edge TPU delegate {EDGETPU_LIBRARY} could not be loaded ({exc}); install the "
-            "Edge TPU runtime (Debian/Raspberry Pi OS: `apt-get install libedgetpu1-std` from "
-            "the Coral package repository) and plug in the accelerator"
-        ) from None
+        raise BackendError(f"Edge TPU delegate {EDGETPU_LIBRARY} could not be loaded ({exc}); {hint}") from None
 
 
 def make_interpreter(

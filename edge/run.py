@@ -10,13 +10,14 @@ throughput, drops, energy, board). ``json_log`` gets one JSON object per frame.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable
 
 from edge.bundle import Bundle, read_bundle
-from edge.errors import BackendError
+from edge.errors import BackendError, BundleError
 from edge.measure.latency import STAGES, StreamLatency, throughput
 from edge.smoothing import make_smoother
 from edge.sources import FrameSource, SourceOptions, make_reader
@@ -35,6 +36,7 @@ class RunOptions:
     reset_gap_ms: float | None = None
     meter: str = "auto"
     isolate: bool = False
+    self_test: bool = False
     warmup: int = 5
     source: SourceOptions = SourceOptions()
 
@@ -58,7 +60,15 @@ def open_session(bundle_path: str | Path, options: RunOptions) -> StreamingSessi
 
         probe_bundle(bundle.path, options.threads, options.delegate)
     gap = options.reset_gap_ms / 1e3 if options.reset_gap_ms is not None else None
-    return StreamingSession(bundle, num_threads=options.threads, delegate=options.delegate, reset_gap_s=gap)
+    session = StreamingSession(bundle, num_threads=options.threads, delegate=options.delegate, reset_gap_s=gap)
+    if options.self_test:
+        from edge.inspect import self_test
+
+        try:
+            self_test(bundle)  # the golden input must still give the golden output (catches damaged weights)
+        except (RuntimeError, ValueError) as exc:
+            raise BundleError(f"{bundle.path}: golden self-test could not run ({exc})") from None
+    return session
 
 
 def _say(out: IO[str] | None, text: str) -> None:
@@ -154,6 +164,8 @@ def run_stream(
             "average_watts": round(reading.watts, 4),
         },
         "platform": platform_info(),
+        "tensorflow_imported": "tensorflow" in sys.modules,
+        "opencv_imported": "cv2" in sys.modules,
     }
     return summary
 
@@ -163,10 +175,11 @@ def format_summary(s: dict[str, Any]) -> str:
     lines = [
         f"frames {s['frames']} in {s['seconds']:.2f} s ({s['fps']:.1f} fps), dropped {s['dropped']} "
         f"({100 * s['drop_rate']:.1f} %), resets {s['resets']}, reconnects {s['reconnects']}",
-        f"latency ms (after {s['warmup_frames']} warm-up frames)     p50      p90      p99      max",
+        f"{'latency ms, ' + str(s['warmup_frames']) + ' warm-up frames excluded':<40}"
+        f"{'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}",
     ]
     for stage, p in s["latency_ms"].items():
-        lines.append(f"  {stage:<12}{'':30}{p['p50']:8.3f} {p['p90']:8.3f} {p['p99']:8.3f} {p['max']:8.3f}")
+        lines.append(f"  {stage:<38}{p['p50']:8.3f} {p['p90']:8.3f} {p['p99']:8.3f} {p['max']:8.3f}")
     e = s["energy"]
     lines.append(f"energy {e['mj_per_frame']:.4f} mJ/frame, {e['average_watts']:.3f} W average ({e['source']})")
     plat = s["platform"]

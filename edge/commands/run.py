@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle")
     p.add_argument("--source", required=True,
                    help="camera index (0), video file, rtsp:// or http:// URL, image directory, "
-                        "'-' (raw RGB frames on stdin, HxWx3 at the bundle's size), '-:framed', "
+                        "'-' (raw RGB frames on stdin, HxWx3 at the bundle's size), 'stdin:framed', "
                         "or synthetic:fps=30,frames=300")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--delegate", choices=("xnnpack", "none", "edgetpu"), default="xnnpack")
@@ -28,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--meter", default="auto",
                    help="auto, rapl, hwmon, ina219, pi5-pmic, csv:FILE or estimate:PROFILE (rpi4, rpi5, coral-devboard, x86-tdp)")
     p.add_argument("--isolate", action="store_true", help="do the first load + invoke in a child process")
+    p.add_argument("--self-test", action="store_true",
+                   help="before streaming, check the bundle's golden input still gives its golden output")
     p.add_argument("--queue", type=int, default=2, help="frame queue length (default 2)")
     p.add_argument("--policy", choices=("auto", "latest", "block"), default="auto",
                    help="full queue: drop the oldest frame (latest), wait (block); auto = latest for live sources")
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = RunOptions(
         threads=args.threads, delegate=args.delegate, max_frames=args.max_frames, smooth=args.smooth,
-        json_log=args.json_log, reset_gap_ms=args.reset_gap_ms, meter=args.meter, isolate=args.isolate,
+        json_log=args.json_log, reset_gap_ms=args.reset_gap_ms, meter=args.meter, isolate=args.isolate, self_test=args.self_test,
         warmup=args.warmup,
         source=SourceOptions(queue_size=args.queue, policy=args.policy, stall_timeout_s=args.stall_timeout),
     )

@@ -1,0 +1,82 @@
+"""Runtime overhead per frame: ``StreamingSession.step`` vs a bare ``invoke()`` loop.
+
+Both run the same model file, one thread each, in interleaved rounds (so load
+changes hit both), timed by this thread's CPU time (``time.thread_time``: with
+one interpreter thread the kernels run on the calling thread, and CPU time is not
+inflated by other processes on a shared machine) and by wall clock; the bare loop sets preallocated inputs and invokes, nothing
+else. The session does everything a deployment needs per frame: preprocessing
++ quantization from the manifest, invoke, state feedback, decoding the decision
+and stage timing. Reported: median per-frame time of each and the overhead.
+
+    python -m benchmarks.runtime_overhead runs/bench/int8 [--frames 3000 --rounds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from benchmarks.runtime_common import header, load_average
+from edge.bundle import read_bundle
+from edge.interpreter import make_interpreter
+from edge.streaming import StreamingSession
+
+
+def measure(bundle_path: str, frames: int, rounds: int, threads: int = 1) -> dict[str, dict[str, float]]:
+    bundle = read_bundle(bundle_path)
+    session = StreamingSession(bundle, num_threads=threads)
+    bare = make_interpreter(bundle.model_path(0), num_threads=threads)
+    inputs = [(d["index"], np.zeros(d["shape"], d["dtype"])) for d in bare.get_input_details()]
+    h, w = bundle.preprocessing.size
+    frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+    def bare_loop(n: int) -> tuple[float, float]:
+        c, t = time.thread_time(), time.perf_counter()
+        for _ in range(n):
+            for index, value in inputs:
+                bare.set_tensor(index, value)
+            bare.invoke()
+        return (time.thread_time() - c) / n, (time.perf_counter() - t) / n
+
+    def session_loop(n: int) -> tuple[float, float]:
+        step = session.step
+        c, t = time.thread_time(), time.perf_counter()
+        for _ in range(n):
+            step(frame)
+        return (time.thread_time() - c) / n, (time.perf_counter() - t) / n
+
+    bare_loop(200), session_loop(200)  # warm-up, excluded
+    b, s = [], []
+    for _ in range(rounds):
+        b.append(bare_loop(frames))
+        s.append(session_loop(frames))
+    out = {}
+    for i, clock in enumerate(("cpu", "wall")):
+        bare_us = statistics.median(x[i] for x in b) * 1e6
+        sess_us = statistics.median(x[i] for x in s) * 1e6
+        out[clock] = {"bare_us": bare_us, "session_us": sess_us, "overhead_us": sess_us - bare_us,
+                      "overhead_pct": 100 * (sess_us - bare_us) / bare_us}
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundles", nargs="+")
+    p.add_argument("--frames", type=int, default=3000)
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    header("runtime overhead per frame: session.step vs bare invoke loop (median of rounds)")
+    print(f"{'bundle':<24} {'clock':<5} {'bare us':>9} {'session us':>11} {'overhead us':>12} {'overhead':>9}")
+    for path in args.bundles:
+        for clock, r in measure(path, args.frames, args.rounds, args.threads).items():
+            print(f"{path:<24} {clock:<5} {r['bare_us']:9.2f} {r['session_us']:11.2f} {r['overhead_us']:12.2f} "
+                  f"{r['overhead_pct']:8.1f}%")
+    print(f"# after: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
