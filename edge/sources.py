@@ -131,7 +131,12 @@ class CaptureReader:
             cap = cv2.VideoCapture(self.target)
         if not cap.isOpened():
             cap.release()
-            what = "cannot open video (corrupt, truncated or unsupported format)" if not self.live else "cannot open"
+            if not self.live:
+                what = "cannot open video (corrupt, truncated or unsupported format)"
+            elif isinstance(self.target, int):
+                what = f"cannot open (is a camera connected as /dev/video{self.target} and not in use?)"
+            else:
+                what = "cannot open (unreachable, refused or not a video stream)"
             raise DataError(f"{self.name}: {what}")
         self._cap = cap
         # a URL may serve a finite file: its declared frame count tells its end from a lost link
