@@ -19,6 +19,7 @@ quickstart: install
 	$(VENV)/bin/hybrid-edge quickstart --out $(QUICKSTART_OUT)
 
 test: install
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	@$(PY) -m pytest -q tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo 'make test: pytest collected no tests' >&2; exit 1; fi; exit $$rc
 

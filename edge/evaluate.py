@@ -1,14 +1,24 @@
-"""Stream labelled clips through a bundle exactly as ``run`` does, and score it.
+"""Stream labelled items through bundles exactly as ``run`` does, and score them.
 
-Clip sets are ``.npz`` files with ``clips`` (N, T, H, W, C uint8, RGB),
-``labels`` (N,), ``label_names`` and optionally ``reference_probs`` (N, K): the
-float Keras model's probabilities at the last frame, for agreement.
+Every item goes through a :class:`~edge.streaming.StreamingSession`: recurrent
+states are fed back step by step (reset per item), variable-length series
+stream only their real steps, window bundles see the last T frames, image
+bundles get one frame. The decision is the probabilities after the last step.
+
+Agreement is measured against a float reference: the float32 bundle given in
+the same call, the float Keras model of a run directory (computed in a separate
+process, so TensorFlow never enters this one), or reference probabilities
+stored in the clip set.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,38 +26,155 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import read_bundle
-from edge.errors import DataError
-from edge.measure.energy import make_meter
+from edge import adapters
+from edge.bundle import Bundle, read_bundle
+from edge.errors import DataError, HybridEdgeError
+from edge.evalsets import ClipSet, align_labels, load_clipset, load_dataset_split, real_steps
+from edge.measure.energy import EnergyReading, make_meter
 from edge.measure.latency import LatencyRecorder
-from edge.streaming import StreamingSession
+from edge.metrics import agreement, classification_scores
+from edge.streaming import Mode, StreamingSession
+
+__all__ = ["ClipSet", "evaluate_bundle", "evaluate_bundles", "load_clipset", "load_dataset_split", "predict"]
 
 
 @dataclass(frozen=True)
-class ClipSet:
-    """Labelled clips and, optionally, reference probabilities from the float model."""
+class Predictions:
+    """Last-step probabilities per item plus what it cost to get them."""
 
-    clips: np.ndarray
-    labels: np.ndarray
-    label_names: tuple[str, ...]
-    reference_probs: np.ndarray | None = None
+    probs: np.ndarray
+    recorder: LatencyRecorder
+    steps: int
+    wall_s: float
+    energy: EnergyReading
+    session: StreamingSession
 
 
-def load_clipset(path: str | Path) -> ClipSet:
-    """Read a clip-set ``.npz``; one clear error for anything missing or inconsistent."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: clip set not found")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            clips, labels = data["clips"], data["labels"]
-            names = tuple(str(v) for v in data["label_names"])
-            ref = data["reference_probs"] if "reference_probs" in data.files else None
-    except (KeyError, ValueError, OSError) as exc:
-        raise DataError(f"{path}: not a clip set ({exc})") from None
-    if clips.ndim not in (4, 5) or len(clips) != len(labels):
-        raise DataError(f"{path}: clips {clips.shape} and labels {labels.shape} do not match")
-    return ClipSet(clips, labels.astype(np.int64), names, ref)
+class ItemStepper:
+    """Feeds one item (clip, image or series) to a session step by step.
+
+    Frames go through :meth:`StreamingSession.step` (the bundle's preprocessing);
+    float series samples are standardised with the manifest's mean/std, then
+    quantized into the input encoding.
+    """
+
+    def __init__(self, session: StreamingSession):
+        self.session = session
+        bundle = session.bundle
+        first = bundle.graphs[0]
+        roles = {s.role for s in first.inputs}
+        self.input_spec = first.input("frame") if "frame" in roles else first.input("sample")
+        self.is_sample = self.input_spec.role == "sample"
+        self.probs_spec = bundle.graphs[-1].output("probabilities").as_adapter_spec()
+        pre = bundle.preprocessing
+        self._mean = np.asarray(pre.mean, np.float32)
+        self._std = np.asarray(pre.std, np.float32)
+        self._standardise = bool(np.any(self._mean != 0) or np.any(self._std != 1))
+        extra_dims = 2 if session.mode is Mode.WINDOW else 1
+        self.step_ndim = len(self.input_spec.shape) - extra_dims
+
+    def steps_of(self, item: np.ndarray, length: int | None) -> np.ndarray:
+        """The steps to feed: the item itself if it is one step, else its real steps."""
+        if item.ndim == self.step_ndim:
+            return item[None]
+        if item.ndim == self.step_ndim + 1:
+            if self.session.mode is Mode.SINGLE:
+                raise DataError(f"{self.session.bundle.path}: a single-frame bundle cannot take sequences of shape {item.shape}")
+            return real_steps(item, length)
+        raise DataError(f"item of shape {item.shape} does not fit input {self.input_spec.name!r} {list(self.input_spec.shape)}")
+
+    def standardise(self, x: np.ndarray) -> np.ndarray:
+        """A float series sample in model units: per-feature ``(x - mean) / std`` from the manifest."""
+        x = np.asarray(x, np.float32)
+        return (x - self._mean) / self._std if self._standardise else x
+
+    def step(self, x: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+        """One step: (probabilities, preprocess ms, invoke ms, postprocess ms).
+
+        Frames take :meth:`StreamingSession.step`, the very call ``run`` makes.
+        """
+        if not self.is_sample:
+            r = self.session.step(x)
+            return r.probabilities, r.preprocess_ms, r.invoke_ms, r.postprocess_ms
+        t0 = time.perf_counter()
+        encoded = adapters.quantize(self.standardise(x), self.input_spec.as_adapter_spec())
+        t1 = time.perf_counter()
+        raw = self.session.step_encoded(encoded)
+        t2 = time.perf_counter()
+        probs = adapters.get_scores(raw, self.probs_spec)
+        t3 = time.perf_counter()
+        return probs, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3
+
+
+def predict(
+    bundle: Bundle,
+    clipset: ClipSet,
+    num_threads: int = 1,
+    delegate: str = "xnnpack",
+    meter: str = "auto",
+    warmup: int = 5,
+    session: StreamingSession | None = None,
+) -> Predictions:
+    """Stream every item (state reset per item) and keep the last step's probabilities."""
+    session = session or StreamingSession(bundle, num_threads=num_threads, delegate=delegate)
+    stepper = ItemStepper(session)
+    recorder = LatencyRecorder(warmup=warmup)
+    energy = make_meter(meter)
+    out: list[np.ndarray] = []
+    steps = 0
+    energy.start()
+    t_start = time.perf_counter()
+    for i, item in enumerate(clipset.clips):
+        session.reset()
+        length = None if clipset.lengths is None else int(clipset.lengths[i])
+        probs = None
+        for x in stepper.steps_of(np.asarray(item), length):
+            t0 = time.perf_counter()
+            probs, pre, inv, post = stepper.step(x)
+            recorder.record(preprocess=pre, invoke=inv, postprocess=post, end_to_end=(time.perf_counter() - t0) * 1e3)
+            steps += 1
+        out.append(probs)
+    wall = time.perf_counter() - t_start
+    reading = energy.stop()
+    return Predictions(np.stack(out).astype(np.float32), recorder, steps, wall, reading, session)
+
+
+
+
+def score(bundle: Bundle, clipset: ClipSet, pred: Predictions, num_threads: int,
+          reference: np.ndarray | None = None, reference_name: str | None = None) -> dict[str, Any]:
+    """The JSON report of one bundle's predictions."""
+    num_classes = pred.probs.shape[1]
+    if clipset.labels.size and int(clipset.labels.max()) >= num_classes:
+        raise DataError(f"labels go up to {int(clipset.labels.max())} but {bundle.path} has {num_classes} classes")
+    summary = pred.recorder.summary()
+    report: dict[str, Any] = {
+        "path": str(bundle.path),
+        "name": bundle.manifest.get("name"),
+        "precision": bundle.precision,
+        "mode": pred.session.mode.value,
+        "backend": pred.session.backend,
+        "threads": num_threads,
+        "size_bytes": bundle.size_bytes(),
+        "data": clipset.source,
+        "clips": int(len(pred.probs)),
+        "frames": pred.steps,
+        **classification_scores(clipset.labels, pred.probs, num_classes),
+        "labels": list(bundle.labels) or list(clipset.label_names),
+        "latency_ms": summary.get("end_to_end", {}),
+        "stages_ms": summary,
+        "fps": pred.steps / pred.wall_s if pred.wall_s > 0 else 0.0,
+        "energy_mj_per_frame": pred.energy.joules * 1e3 / max(pred.steps, 1),
+        "average_watts": pred.energy.watts,
+        "energy_source": pred.energy.source,
+        "energy_estimated": pred.energy.estimated,
+        "machine": platform.machine(),
+        "tensorflow_imported": sys.modules.get("tensorflow") is not None,
+    }
+    if reference is not None:
+        report.update(agreement(pred.probs, reference))
+        report["reference"] = reference_name
+    return report
 
 
 def evaluate_bundle(
@@ -58,62 +185,77 @@ def evaluate_bundle(
     meter: str = "auto",
     warmup: int = 5,
 ) -> dict[str, Any]:
-    """Stream every clip frame by frame (state reset per clip); predict at the last frame.
-
-    Returns accuracy, agreement with the reference (float) predictions, per-frame
-    latency percentiles per stage and energy per frame from ``meter``.
-    """
+    """Score one bundle; agreement against the clip set's stored reference, if any."""
     bundle = read_bundle(bundle_path)
-    session = StreamingSession(bundle, num_threads=num_threads, delegate=delegate)
-    if clipset.label_names and bundle.labels and tuple(bundle.labels) != clipset.label_names:
-        raise DataError(f"{bundle.path}: bundle labels {list(bundle.labels)} differ from the clip set's")
-    recorder = LatencyRecorder(warmup=warmup)
-    energy = make_meter(meter)
-    preds, last_probs = [], []
-    frames = 0
-    energy.start()
-    t_start = time.perf_counter()
-    for clip in clipset.clips:
-        session.reset()
-        frames_of_clip = clip if clip.ndim == 4 else clip[None]
-        for frame in frames_of_clip:
-            t0 = time.perf_counter()
-            result = session.step(frame)
-            recorder.record(
-                preprocess=result.preprocess_ms,
-                invoke=result.invoke_ms,
-                postprocess=result.postprocess_ms,
-                end_to_end=(time.perf_counter() - t0) * 1e3,
-            )
-            frames += 1
-        preds.append(result.index)
-        last_probs.append(result.probabilities)
-    wall = time.perf_counter() - t_start
-    reading = energy.stop()
-    preds_a = np.asarray(preds)
-    probs_a = np.stack(last_probs)
-    report: dict[str, Any] = {
-        "path": str(bundle.path),
-        "precision": bundle.precision,
-        "mode": session.mode.value,
-        "backend": session.backend,
-        "threads": num_threads,
-        "size_bytes": bundle.size_bytes(),
-        "clips": int(len(preds_a)),
-        "frames": frames,
-        "accuracy": float(np.mean(preds_a == clipset.labels)),
-        "latency_ms": recorder.summary()["end_to_end"],
-        "stages_ms": recorder.summary(),
-        "fps": frames / wall if wall > 0 else 0.0,
-        "energy_mj_per_frame": reading.joules * 1e3 / max(frames, 1),
-        "average_watts": reading.watts,
-        "energy_source": reading.source,
-        "machine": platform.machine(),
-        "tensorflow_imported": "tensorflow" in sys.modules,
-    }
-    if clipset.reference_probs is not None:
-        ref = clipset.reference_probs
-        report["agreement_with_float"] = float(np.mean(preds_a == ref.argmax(axis=1)))
-        err = np.abs(probs_a - ref)
-        report["prob_error"] = {"max": float(err.max()), "mean": float(err.mean())}
-    return report
+    clipset = align_labels(clipset, bundle.labels, str(bundle.path))
+    pred = predict(bundle, clipset, num_threads, delegate, meter, warmup)
+    return score(bundle, clipset, pred, num_threads, clipset.reference_probs,
+                 "clip set reference_probs" if clipset.reference_probs is not None else None)
+
+
+def evaluate_bundles(
+    bundle_paths: list[str | Path],
+    clipset: ClipSet,
+    num_threads: int = 1,
+    delegate: str = "xnnpack",
+    meter: str = "auto",
+    reference_run: str | Path | None = None,
+) -> dict[str, Any]:
+    """Score several bundles on the same items against one float reference.
+
+    The reference is, in order: the Keras model of ``reference_run``; the
+    float32 bundle among ``bundle_paths``; the clip set's ``reference_probs``.
+    """
+    bundles = [read_bundle(p) for p in bundle_paths]
+    if bundles:
+        clipset = align_labels(clipset, bundles[0].labels, str(bundles[0].path))
+    for b in bundles[1:]:
+        if b.labels and tuple(b.labels) != clipset.label_names:
+            raise DataError(f"{b.path}: labels {list(b.labels)} differ from {bundles[0].path}'s; compare bundles of one model")
+    preds = [predict(b, clipset, num_threads, delegate, meter) for b in bundles]
+    reference, name = None, None
+    if reference_run is not None:
+        reference, name = keras_reference_probs(reference_run, clipset), f"keras:{reference_run}"
+    else:
+        floats = [i for i, b in enumerate(bundles) if b.precision == "float32"]
+        if floats:
+            reference, name = preds[floats[0]].probs, f"bundle:{bundles[floats[0]].path}"
+        elif clipset.reference_probs is not None:
+            reference, name = clipset.reference_probs, "clip set reference_probs"
+    reports = [score(b, clipset, p, num_threads, reference, name) for b, p in zip(bundles, preds)]
+    return {"data": clipset.source, "items": len(clipset), "reference": name, "bundles": reports}
+
+
+def keras_reference_probs(run_dir: str | Path, clipset: ClipSet, timeout: float = 1800) -> np.ndarray:
+    """The float Keras model's last-step probabilities, computed in a separate process.
+
+    The child (``python -m benchmarks.keras_reference``) imports TensorFlow; this
+    process never does.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.keras").is_file():
+        raise DataError(f"{run_dir}: not a run directory (no model.keras)")
+    with tempfile.TemporaryDirectory(prefix="hybrid-edge-ref-") as tmp:
+        inp, out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+        arrays = {"clips": clipset.clips}
+        if clipset.lengths is not None:
+            arrays["lengths"] = clipset.lengths
+        np.savez(inp, **arrays)
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        cmd = [sys.executable, "-m", "benchmarks.keras_reference", str(run_dir), str(inp), str(out)]
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, timeout=timeout)
+        if proc.returncode != 0:
+            lines = [ln for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
+            raise HybridEdgeError(f"reference model failed: {lines[-1] if lines else proc.returncode}")
+        with np.load(out) as data:
+            probs = data["probs"]
+    if len(probs) != len(clipset):
+        raise HybridEdgeError(f"reference model returned {len(probs)} rows for {len(clipset)} items")
+    return probs
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write a report as indented JSON (creating parent directories)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2) + "\n")

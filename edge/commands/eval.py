@@ -1,35 +1,41 @@
-"""``hybrid-edge eval``: stream labelled clips through bundles exactly as ``run`` does."""
+"""``hybrid-edge eval``: stream labelled data through bundles exactly as ``run`` does."""
 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 NAME = "eval"
 ORDER = 30
-HELP = "stream a clip set through bundles; accuracy, agreement, latency, energy"
-EXAMPLE = "hybrid-edge eval bundles/cnn_lstm-int8 --clips runs/quickstart/data/test.npz --json eval.json"
+HELP = "stream a dataset or clip set through bundles; accuracy, macro-F1, confusion, agreement with float"
+EXAMPLE = "hybrid-edge eval bundles/float32 bundles/int8 --dataset ucr:data/BasicMotions --json eval.json"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("bundles", nargs="+")
-    p.add_argument("--clips", required=True, help=".npz clip set (clips, labels, label_names[, reference_probs])")
+    p.add_argument("bundles", nargs="+", help="bundle directories; a float32 one is the agreement reference")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset", help="dataset spec, e.g. ucr:DIR, video-folder:DIR, image-folder:DIR")
+    src.add_argument("--clips", help=".npz clip set (clips, labels, label_names[, reference_probs, lengths])")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split of --dataset (default: test)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N items")
+    p.add_argument("--reference", metavar="RUN_DIR", help="agreement against this run's float Keras model (computed in a subprocess)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--meter", default="auto", help="auto, rapl, hwmon, ina219, pi5-pmic, csv:FILE or estimate:PROFILE")
-    p.add_argument("--json")
+    p.add_argument("--delegate", default="xnnpack", choices=("xnnpack", "none", "edgetpu"))
+    p.add_argument("--meter", default="auto", help="auto, rapl, hwmon, ina219, pi5-pmic, csv:FILE or estimate:PROFILE (estimates are labelled)")
+    p.add_argument("--json", help="write the full report here")
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.evaluate import evaluate_bundle, load_clipset
+    from edge.evaluate import evaluate_bundles, load_clipset, load_dataset_split, write_json
 
-    clips = load_clipset(args.clips)
-    reports = [evaluate_bundle(b, clips, num_threads=args.threads, meter=args.meter) for b in args.bundles]
-    for r in reports:
+    data = load_clipset(args.clips) if args.clips else load_dataset_split(args.dataset, args.split)
+    result = evaluate_bundles(args.bundles, data.subset(args.limit), num_threads=args.threads,
+                              delegate=args.delegate, meter=args.meter, reference_run=args.reference)
+    print(f"{result['items']} items from {result['data']}; reference: {result['reference'] or 'none'}")
+    for r in result["bundles"]:
         agree = r.get("agreement_with_float")
-        print(f"{r['path']}: {r['precision']} accuracy {r['accuracy']:.3f}"
-              + (f" agreement {agree:.3f}" if agree is not None else "")
-              + f" p50 {r['latency_ms']['p50']:.3f} ms, {r['energy_mj_per_frame']:.3f} mJ/frame ({r['energy_source']})")
+        extra = f" agreement {agree:.3f} (prob err mean {r['prob_error']['mean']:.4f} max {r['prob_error']['max']:.4f})" if agree is not None else ""
+        print(f"{r['path']}: {r['precision']} {r['mode']} accuracy {r['accuracy']:.3f} macro-F1 {r['macro_f1']:.3f}{extra}; "
+              f"p50 {r['latency_ms'].get('p50', float('nan')):.3f} ms/step, {r['energy_mj_per_frame']:.3f} mJ/step ({r['energy_source']})")
     if args.json:
-        Path(args.json).write_text(json.dumps({"bundles": reports}, indent=2) + "\n")
+        write_json(args.json, result)
     return 0
