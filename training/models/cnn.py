@@ -74,6 +74,12 @@ def backbone_features(
             include_preprocessing=False,
             name="mobilenet_v3_small",
         )
+        # keras.applications uses BatchNorm momentum 0.999, tuned for ImageNet-length runs:
+        # on a small dataset the moving statistics never settle and inference collapses to
+        # one class; 0.9 as in the separable backbone
+        for layer in net.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = 0.9
         return net(x)
     raise HybridEdgeError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
 
