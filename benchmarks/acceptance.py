@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 SHAPES = "synthetic-shapes:classes=6,size=112,images=200,seed=0"
-IMAGE_MODELS = (("mobilenet_v3_small", ()), ("mobilenet_v3_small_min", ("--set", "minimalistic=true")), ("separable", ()))
+IMAGE_MODELS = (("mobilenet_v1", ()), ("mobilenet_v2", ()), ("mobilenet_v3_small", ()),
+                ("mobilenet_v3_small_min", ("--set", "minimalistic=true")), ("separable", ()))
 # validation accuracy of the from-scratch image CNNs stays flat for the first epochs (BatchNorm statistics
 # lag), so early stopping gets a long patience
 IMAGE_PATIENCE = "30"

@@ -90,6 +90,18 @@ def test_mobilenet_backbone_has_no_hidden_rescaling() -> None:
     assert model.get_layer("frame_encoder").get_layer("mobilenet_v3_small") is not None
 
 
+@pytest.mark.parametrize("backbone", ["mobilenet_v3_small", "mobilenet_v1", "mobilenet_v2"])
+def test_application_backbones_use_fast_settling_batchnorm(backbone: str) -> None:
+    """keras.applications' BatchNorm momentum (0.99/0.999) is lowered to 0.9 so small runs do not collapse."""
+    import keras
+
+    model = create_model("cnn", make_config("cnn", {"backbone": backbone, "height": "32", "width": "32", "alpha": "0.5"}))
+    net = model.get_layer("frame_encoder").get_layer(backbone)
+    momenta = {layer.momentum for layer in net.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {0.9}
+    assert model.output.shape[-1] == make_config("cnn").num_classes
+
+
 @pytest.mark.parametrize("name", ["test_rnn", "test_rnn_gru", "rnn"])
 def test_front_padded_masked_sequence_equals_real_steps_alone(name: str) -> None:
     """The variable-length rule: output(padded + masked) == output(real steps only, zero state)."""

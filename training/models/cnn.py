@@ -13,6 +13,13 @@ Two backbones:
   ``preprocessing.scale`` (1/255); there is no Rescaling layer inside.
   ``minimalistic=True`` swaps hard-swish/SE blocks for plain ReLU convs, which
   quantizes more easily. Inputs must be at least 32×32.
+* ``mobilenet_v1`` / ``mobilenet_v2`` — ``keras.applications.MobileNet`` /
+  ``MobileNetV2`` on the same terms (``alpha`` is their width multiplier). Their
+  plain ReLU6 convolutions are what int8 kernels are fastest at.
+
+Every ``keras.applications`` backbone gets BatchNorm momentum 0.9: their 0.99/0.999
+is tuned for ImageNet-length runs, and on a small dataset the moving statistics
+never settle and inference collapses to one class.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any
 from edge.errors import HybridEdgeError
 from training.registry import register_model
 
-BACKBONES = ("separable", "mobilenet_v3_small")
+BACKBONES = ("separable", "mobilenet_v3_small", "mobilenet_v1", "mobilenet_v2")
 
 
 def _round8(channels: float) -> int:
@@ -61,23 +68,18 @@ def backbone_features(
             x = layers.BatchNormalization(momentum=0.9, name=f"pw_{i}_bn")(x)
             x = layers.ReLU(6.0, name=f"pw_{i}_relu")(x)
         return x
-    if backbone == "mobilenet_v3_small":
+    if backbone in ("mobilenet_v3_small", "mobilenet_v1", "mobilenet_v2"):
         h, w, c = (int(d) for d in x.shape[1:])
         if min(h, w) < 32:
-            raise HybridEdgeError(f"backbone mobilenet_v3_small needs inputs of at least 32x32, got {h}x{w}")
-        net = keras.applications.MobileNetV3Small(
-            input_shape=(h, w, c),
-            alpha=alpha,
-            minimalistic=minimalistic,
-            include_top=False,
-            weights=None,
-            include_preprocessing=False,
-            name="mobilenet_v3_small",
-        )
-        # keras.applications uses BatchNorm momentum 0.999, tuned for ImageNet-length runs:
-        # on a small dataset the moving statistics never settle and inference collapses to
-        # one class; 0.9 as in the separable backbone
-        for layer in net.layers:
+            raise HybridEdgeError(f"backbone {backbone} needs inputs of at least 32x32, got {h}x{w}")
+        common = dict(input_shape=(h, w, c), alpha=alpha, include_top=False, weights=None, name=backbone)
+        if backbone == "mobilenet_v3_small":
+            net = keras.applications.MobileNetV3Small(minimalistic=minimalistic, include_preprocessing=False, **common)
+        elif backbone == "mobilenet_v1":
+            net = keras.applications.MobileNet(**common)
+        else:
+            net = keras.applications.MobileNetV2(**common)
+        for layer in net.layers:  # see the module docstring
             if isinstance(layer, layers.BatchNormalization):
                 layer.momentum = 0.9
         return net(x)
