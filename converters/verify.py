@@ -128,6 +128,21 @@ def verify_bundle(
     return report
 
 
+def _steps_together(session, encode, run, ref_step: StepModel, probs_spec, raw_seq, seq, states: dict[str, np.ndarray]):
+    """Step the bundle and the Keras step model over one sequence's real steps.
+
+    Yields (bundle probabilities, Keras outputs) per step; ``states`` holds the
+    Keras recurrent states and is updated in place (the session owns its own).
+    """
+    for raw, value in zip(raw_seq, seq):
+        if is_masked(value, ref_step.mask_value):
+            continue
+        lite = adapters.get_scores(session.step_encoded(encode(raw, value)), probs_spec)
+        outs = run({ref_step.frame_input: value[None].astype(np.float32), **states})
+        states.update({s.name: outs[s.output_index] for s in ref_step.states})
+        yield lite, outs
+
+
 def _frame_by_frame(session, encode, ref_step: StepModel, raw_x, x, probs_spec) -> dict[str, Any]:
     """Bundle vs Keras step model after every frame of a few whole sequences."""
     run = _keras_step_fn(ref_step)
@@ -135,12 +150,7 @@ def _frame_by_frame(session, encode, ref_step: StepModel, raw_x, x, probs_spec) 
     for raw_seq, seq in zip(raw_x, x):
         session.reset()
         states = {s.name: np.zeros(s.shape, np.float32) for s in ref_step.states}
-        for raw, value in zip(raw_seq, seq):
-            if is_masked(value, ref_step.mask_value):
-                continue
-            lite = adapters.get_scores(session.step_encoded(encode(raw, value)), probs_spec)
-            outs = run({ref_step.frame_input: value[None].astype(np.float32), **states})
-            states = {s.name: outs[s.output_index] for s in ref_step.states}
+        for lite, outs in _steps_together(session, encode, run, ref_step, probs_spec, raw_seq, seq, states):
             worst = max(worst, float(np.abs(lite - outs[0].reshape(-1)).max()))
             steps += 1
     return {"steps": steps, "max_abs_prob_error": worst}
@@ -158,12 +168,7 @@ def _long_stream(session, encode, ref_step: StepModel, raw_x, x, probs_spec, min
     while len(agree) < min_steps:
         raw_seq, seq = raw_x[i % len(x)], x[i % len(x)]
         i += 1
-        for raw, value in zip(raw_seq, seq):
-            if is_masked(value, ref_step.mask_value):
-                continue
-            lite = adapters.get_scores(session.step_encoded(encode(raw, value)), probs_spec)
-            outs = run({ref_step.frame_input: value[None].astype(np.float32), **states})
-            states = {s.name: outs[s.output_index] for s in ref_step.states}
+        for lite, outs in _steps_together(session, encode, run, ref_step, probs_spec, raw_seq, seq, states):
             ref = outs[0].reshape(-1)
             agree.append(int(lite.argmax()) == int(ref.argmax()))
             perr.append(float(np.abs(lite - ref).max()))
