@@ -25,7 +25,7 @@ from converters.streaming import (
     split_step_model,
     streaming_problem,
 )
-from converters.tflite import convert_graph
+from converters.tflite import convert_graph, tie_state_quantization
 from edge.errors import BundleError, ConversionError, DataError
 from edge.streaming import Mode
 from training.versions import library_versions
@@ -51,6 +51,7 @@ class ConvertOptions:
     verify: bool = True
     verify_sequences: int = 0  # 0: the whole test split
     stream_steps: int = 1000
+    tie_states: bool = True  # state inputs take their state output's quantization: exact feedback
 
 
 def check_options(options: ConvertOptions) -> Format:
@@ -183,6 +184,8 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
     graph_specs, states = [], []
     for g, s in zip(graphs, samples):
         flatbuffer = convert_graph(g.step.model, g.fmt, s, what)
+        if options.tie_states and g.step.states:
+            flatbuffer = tie_state_quantization(flatbuffer, [(st.name, f"output_{st.output_index}") for st in g.step.states])
         path = out_dir / g.file
         path.write_bytes(flatbuffer)
         try:

@@ -103,3 +103,35 @@ def check_ops(flatbuffer: bytes, fmt: Format, what: str) -> None:
             floats = [tensors[i]["name"] for i in op["outputs"] if i >= 0 and np.dtype(tensors[i]["dtype"]).kind == "f"]
             if floats:
                 raise ConversionError(f"{what}: {fmt.name} is integer-only but op {name} has no integer kernel here (float tensor {floats[0]!r}); use float32/dynamic, or --streaming for recurrent models")
+
+
+def tie_state_quantization(flatbuffer: bytes, pairs: list[tuple[str, str]]) -> bytes:
+    """Give each state input the quantization of the state output that feeds it.
+
+    The converter calibrates a state's input and output tensors separately, so
+    they get slightly different scales: every step the runtime would re-round
+    the state (and clip it to the narrower range), and those errors add up over
+    a long stream. Kernels read scale and zero point from the tensor when the
+    interpreter prepares, so setting the input's to the output's makes the
+    consuming ops rescale from the output's grid: feedback becomes an exact
+    byte copy. ``pairs`` are (signature input name, signature output name).
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    sig = model.signatureDefs[0]
+    graph = model.subgraphs[sig.subgraphIndex]
+    ins = {t.name.decode() if isinstance(t.name, bytes) else t.name: t.tensorIndex for t in sig.inputs}
+    outs = {t.name.decode() if isinstance(t.name, bytes) else t.name: t.tensorIndex for t in sig.outputs}
+    changed = False
+    for in_name, out_name in pairs:
+        src, dst = graph.tensors[outs[out_name]], graph.tensors[ins[in_name]]
+        q_src, q_dst = src.quantization, dst.quantization
+        if src.type != dst.type or q_src is None or q_dst is None or q_src.scale is None or q_dst.scale is None:
+            continue  # float states carry no quantization
+        if len(q_src.scale) != 1 or len(q_dst.scale) != 1:
+            continue
+        q_dst.scale, q_dst.zeroPoint = list(q_src.scale), list(q_src.zeroPoint)
+        q_dst.min, q_dst.max = q_src.min, q_src.max
+        changed = True
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)) if changed else flatbuffer

@@ -14,7 +14,7 @@ import enum
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -32,31 +32,56 @@ class Mode(enum.Enum):
     SINGLE = "single"  # one frame, no state (plain classifier)
 
 
-@dataclass(slots=True)
-class StepResult:
+class StepResult(NamedTuple):
     """The decision after one frame, with per-stage timings in milliseconds.
 
-    ``raw`` is a copy of the model's probabilities tensor; ``probabilities``
-    (float32) decodes it on access. A plain slotted class: it is built per frame.
+    ``data`` is a copy of the model's probabilities tensor as bytes (``raw``
+    views it as an array of the tensor's dtype; ``probabilities`` decodes it to
+    float32). A named tuple built with ``tuple.__new__`` on the hot path: no
+    Python ``__init__`` and no numpy object per frame.
     """
 
-    raw: np.ndarray
+    data: bytes
+    dtype: np.dtype
     index: int
     label: str
     score: float
-    preprocess_ms: float
-    invoke_ms: float
-    postprocess_ms: float
+    started: float  # time.perf_counter() at the start of the step
+    preprocessed: float  # ... after preprocessing
+    invoked: float  # ... after invoke and state feedback
+    finished: float  # ... at the end
     scale: float = 0.0
     zero_point: int = 0
     reset: bool = False
 
     @property
+    def preprocess_ms(self) -> float:
+        return (self.preprocessed - self.started) * 1e3
+
+    @property
+    def invoke_ms(self) -> float:
+        """Invoke plus state feedback."""
+        return (self.invoked - self.preprocessed) * 1e3
+
+    @property
+    def postprocess_ms(self) -> float:
+        return (self.finished - self.invoked) * 1e3
+
+    @property
+    def raw(self) -> np.ndarray:
+        """The probabilities tensor (flat, read-only) in its own encoding."""
+        return np.frombuffer(self.data, self.dtype)
+
+    @property
     def probabilities(self) -> np.ndarray:
-        raw = self.raw.reshape(-1)
+        raw = self.raw
         if self.scale == 0.0:
             return raw.astype(np.float32)
         return (raw.astype(np.float32) - self.zero_point) * np.float32(self.scale)
+
+
+_UINT8 = np.dtype(np.uint8)
+_new_result = tuple.__new__  # StepResult without the generated __new__: the per-frame path
 
 
 def _model_failed(file: str, exc: BaseException) -> BundleError:
@@ -143,6 +168,7 @@ class StreamingSession:
         delegate: str = "xnnpack",
         reset_gap_s: float | None = None,
         interpreters: list[Any] | None = None,
+        fast_path: bool = True,
     ):
         self.bundle = bundle
         if interpreters is None:
@@ -170,9 +196,10 @@ class StreamingSession:
         self._fast: _TensorPath | None = None
         self.resets = 0
         self.reset()
-        if len(self.runners) == 1 and self.mode is not Mode.WINDOW and _TensorPath.supported(interpreters[0]):
+        if fast_path and len(self.runners) == 1 and self.mode is not Mode.WINDOW and _TensorPath.supported(interpreters[0]):
             self._fast = _TensorPath(self)
             self._fast.reset()
+            self.step = self._fast.step  # type: ignore[method-assign]  # one Python call per frame, not two
         self.resets = 0  # counts resets after the start only
 
     def reset(self) -> None:
@@ -199,14 +226,7 @@ class StreamingSession:
         A timestamp more than ``reset_gap_s`` after the previous one resets the
         state first (``StepResult.reset`` says so).
         """
-        reset = False
-        if timestamp is not None:
-            if self._reset_gap_s is not None and self._last_ts is not None and timestamp - self._last_ts > self._reset_gap_s:
-                self.reset()
-                reset = True
-            self._last_ts = timestamp
-        if self._fast is not None:
-            return self._fast.step(frame, source_color, reset)
+        reset = self._gap_reset(timestamp) if timestamp is not None else False
         t0 = time.perf_counter()
         encoded = self.encode(frame, source_color)
         t1 = time.perf_counter()
@@ -214,13 +234,20 @@ class StreamingSession:
         t2 = time.perf_counter()
         spec = self._probs_spec
         index = int(np.argmax(raw.reshape(-1) if spec.scale >= 0 else -raw.reshape(-1)))
-        raw = np.array(raw, copy=True)
         score = float((float(raw.reshape(-1)[index]) - spec.zero_point) * spec.scale) if spec.scale else float(raw.reshape(-1)[index])
         labels = self.bundle.labels
         label = labels[index] if index < len(labels) else str(index)
+        data = np.ascontiguousarray(raw).tobytes()
         t3 = time.perf_counter()
-        return StepResult(raw, index, label, score, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3,
-                          spec.scale, spec.zero_point, reset)
+        return StepResult(data, raw.dtype, index, label, score, t0, t1, t2, t3, spec.scale, spec.zero_point, reset)
+
+    def _gap_reset(self, timestamp: float) -> bool:
+        """Reset if ``timestamp`` is more than the reset gap after the previous one."""
+        gap = self._reset_gap_s is not None and self._last_ts is not None and timestamp - self._last_ts > self._reset_gap_s
+        if gap:
+            self.reset()
+        self._last_ts = timestamp
+        return gap
 
     def step_encoded(self, encoded: np.ndarray) -> np.ndarray:
         """One inference on an already encoded frame; returns the raw probabilities tensor."""
@@ -292,11 +319,11 @@ class _TensorPath:
         self.lut1 = np.ascontiguousarray(self.lut[:, 0])
         # a table that is a byte shift ((v + k) mod 256: identity, or uint8 -> int8 with
         # scale 1/255 and zero point -128) is one vectorised add instead of a gather
-        self.shift: np.uint8 | None = None
+        self.shift: np.ndarray | None = None  # a 0-d uint8 array: numpy dispatches it faster than a scalar
         if self.uniform and self.lut1.dtype.itemsize == 1:
             as_bytes = self.lut1.view(np.uint8).astype(np.int16)
             if np.array_equal(as_bytes, (np.arange(256) + int(as_bytes[0])) % 256):
-                self.shift = np.uint8(as_bytes[0])
+                self.shift = np.array(as_bytes[0], np.uint8)
         self.frame = it.tensor(runner._in_index[spec.name])()[0]
         self.frame_bytes = self.frame.view(np.uint8) if self.frame.dtype.itemsize == 1 else None
         self.channels = spec.shape[-1]
@@ -305,18 +332,30 @@ class _TensorPath:
         self.probs_tensor = it.tensor(runner._out_index[session._probs_spec.name])()
         self.probs_buf = self.probs_tensor.reshape(-1)  # a flat view of the same buffer
         self.probs = session._probs_spec
+        dtype = self.probs_buf.dtype
+        self.probs_dtype = dtype
+        self.probs_bytes = memoryview(self.probs_buf.view(np.uint8))
+        # 8-bit scores: decide on the bytes (order kept by flipping int8's sign bit): no numpy call per frame
+        self.order_key: bytes | None = None
+        if dtype.itemsize == 1 and dtype.kind in "iu" and self.probs.scale > 0:
+            self.order_key = bytes((i ^ 0x80) if dtype.kind == "i" else i for i in range(256))
+        self.scale, self.zero_point = self.probs.scale, self.probs.zero_point
+        self.key_zero = (128 if dtype.kind == "i" else 0) + self.zero_point  # key value of a zero score
         self.labels = session.bundle.labels
+        self.label_of = [self.labels[i] if i < len(self.labels) else str(i) for i in range(self.probs_buf.size)]
         # 8-bit states: byte views of output and input buffers and a 256-byte translation table
         # (bytes.translate is one C loop: ~0.1 us for a 48-value state, vs ~1 us for np.take)
-        self.byte_states: list[tuple[memoryview, memoryview, bytes]] = []
+        self.byte_states: list[tuple[memoryview, memoryview, bytes | None]] = []  # None: identity table
         self.other_states: list[tuple[np.ndarray, np.ndarray, Any, Any]] = []  # float/int16: requantize
         for in_name, out_name, src, dst in session._state_io:
             table = adapters.state_lut(src, dst)
             out = it.tensor(runner._out_index[out_name])()
             inp = it.tensor(runner._in_index[in_name])()
             if table is not None and out.flags.c_contiguous and inp.flags.c_contiguous:
+                as_bytes = table.view(np.uint8)
+                identity = bool((as_bytes == np.arange(256)).all())  # same scale and zero point: a plain copy
                 self.byte_states.append((memoryview(out.view(np.uint8).reshape(-1)),
-                                         memoryview(inp.view(np.uint8).reshape(-1)), table.view(np.uint8).tobytes()))
+                                         memoryview(inp.view(np.uint8).reshape(-1)), None if identity else as_bytes.tobytes()))
             else:
                 self.other_states.append((out, inp, src, dst))
         self.initial = {name: np.array(v, copy=True) for name, v in session._states.items()}
@@ -329,7 +368,7 @@ class _TensorPath:
 
     def _encode_into(self, frame: np.ndarray, source_color: str) -> None:
         if self.shift is not None and frame.shape == self.frame_shape and source_color == self.color \
-                and frame.dtype == np.uint8:  # the common case in one test: model-sized frame, byte-shift table
+                and frame.dtype == _UINT8:  # model-sized frame, byte-shift table
             np.add(frame, self.shift, out=self.frame_bytes)
             return
         h, w = self.size
@@ -351,29 +390,39 @@ class _TensorPath:
             for c in range(self.channels):
                 self.frame[..., c] = self.lut[:, c][frame[..., c]]
 
-    def step(self, frame: np.ndarray, source_color: str, reset: bool) -> StepResult:
+    def step(self, frame: np.ndarray, timestamp: float | None = None, source_color: str = "rgb") -> StepResult:
+        """:meth:`StreamingSession.step` on the pinned buffers (the session binds its ``step`` to this)."""
+        reset = self.session._gap_reset(timestamp) if timestamp is not None else False
         t0 = time.perf_counter()
-        self._encode_into(frame, source_color)
+        if self.shift is not None and frame.dtype is _UINT8 and frame.shape == self.frame_shape and source_color == self.color:
+            np.add(frame, self.shift, out=self.frame_bytes)  # the common case inlined: model-sized frame, byte-shift table
+        else:
+            self._encode_into(frame, source_color)
         t1 = time.perf_counter()
         try:  # inlined _invoke_and_feed_back: this is the per-frame path
             self.invoke()
         except RuntimeError as exc:
             raise _model_failed(self.session.runners[0].graph.file, exc) from None
         for out_bytes, in_bytes, table in self.byte_states:
-            in_bytes[:] = out_bytes.tobytes().translate(table)
+            in_bytes[:] = out_bytes if table is None else out_bytes.tobytes().translate(table)
         if self.other_states:
             for out, inp, src, dst in self.other_states:
                 np.copyto(inp, adapters.requantize(out, src, dst))
         t2 = time.perf_counter()
-        flat = self.probs_buf
-        index = int(flat.argmax())
-        spec = self.probs
-        score = float((int(flat[index]) - spec.zero_point) * spec.scale) if spec.scale else float(flat[index])
-        label = self.labels[index] if index < len(self.labels) else str(index)
-        raw = self.probs_tensor.copy()
+        if self.order_key is not None:
+            data = self.probs_bytes.tobytes()
+            key = data.translate(self.order_key)
+            top = max(key)
+            index = key.index(top)  # the first maximum, as argmax
+            score = (top - self.key_zero) * self.scale
+        else:
+            flat = self.probs_buf
+            index = int(flat.argmax())
+            score = float((int(flat[index]) - self.zero_point) * self.scale) if self.scale else float(flat[index])
+            data = self.probs_bytes.tobytes()
         t3 = time.perf_counter()
-        return StepResult(raw, index, label, score, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3,
-                          spec.scale, spec.zero_point, reset)
+        return _new_result(StepResult, (data, self.probs_dtype, index, self.label_of[index], score, t0, t1, t2, t3,
+                                        self.scale, self.zero_point, reset))
 
     def _invoke_and_feed_back(self) -> None:
         try:
@@ -381,7 +430,7 @@ class _TensorPath:
         except RuntimeError as exc:  # a kernel refused its parameters: a bad model, not a bug here
             raise _model_failed(self.session.runners[0].graph.file, exc) from None
         for out_bytes, in_bytes, table in self.byte_states:
-            in_bytes[:] = out_bytes.tobytes().translate(table)
+            in_bytes[:] = out_bytes if table is None else out_bytes.tobytes().translate(table)
         for out, inp, src, dst in self.other_states:
             np.copyto(inp, adapters.requantize(out, src, dst))
 

@@ -14,8 +14,9 @@ from edge.streaming import StreamingSession
 @pytest.mark.parametrize("precision", ["float32", "int8"])
 def test_fast_and_general_paths_agree(tiny_bundles: dict[str, Path], precision: str) -> None:
     bundle = read_bundle(tiny_bundles[precision])
-    fast, general, encoded = StreamingSession(bundle), StreamingSession(bundle), StreamingSession(bundle)
-    general._fast = None  # the reference: per-frame float preprocessing, set_tensor/get_tensor
+    fast, general, encoded = StreamingSession(bundle), StreamingSession(bundle, fast_path=False), StreamingSession(bundle)
+    # general is the reference: per-frame float preprocessing, set_tensor/get_tensor
+    assert general._fast is None
     assert fast._fast is not None
     rng = np.random.default_rng(0)
     for i in range(12):
@@ -24,9 +25,31 @@ def test_fast_and_general_paths_agree(tiny_bundles: dict[str, Path], precision: 
         color = "bgr" if i % 2 else "rgb"
         a, b = fast.step(frame, source_color=color), general.step(frame, source_color=color)
         c = encoded.step_encoded(encoded.encode(frame, color))
-        assert a.index == b.index and np.array_equal(a.raw, b.raw) and np.array_equal(c, b.raw)
+        assert a.index == b.index and a.label == b.label and a.score == pytest.approx(b.score, abs=1e-7)
+        assert a.data == b.data and np.array_equal(a.raw, b.raw) and np.array_equal(c.reshape(-1), b.raw)
         np.testing.assert_array_equal(a.probabilities, b.probabilities)
         sa, sb, sc = fast.state_values(), general.state_values(), encoded.state_values()
         assert all(np.array_equal(sa[k], sb[k]) and np.array_equal(sa[k], sc[k]) for k in sb)
     fast.reset()
     assert all(not v.any() for v in fast.state_values().values())  # zero state, exactly, in any encoding
+
+
+def test_int8_state_feedback_is_an_exact_copy(tiny_bundles: dict[str, Path]) -> None:
+    """Each state input carries its output's quantization, so feedback never re-rounds."""
+    bundle = read_bundle(tiny_bundles["int8"])
+    graph = bundle.graphs[0]
+    outs, ins = {t.name: t for t in graph.outputs}, {t.name: t for t in graph.inputs}
+    assert bundle.states
+    for st in bundle.states:
+        src, dst = outs[st.output], ins[st.input]
+        assert src.dtype == dst.dtype == "int8"
+        assert (src.scale, src.zero_point) == (dst.scale, dst.zero_point) and src.scale > 0
+    session = StreamingSession(bundle)
+    assert session._fast is not None and all(table is None for _, _, table in session._fast.byte_states)
+    frame = np.random.default_rng(1).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    for _ in range(5):
+        session.step(frame)
+    fast = session._fast
+    for (out_bytes, in_bytes, _), st in zip(fast.byte_states, bundle.states):  # what the graph wrote is what the next step reads
+        assert out_bytes.tobytes() == in_bytes.tobytes()
+    assert any(np.abs(v).max() > 0 for v in session.state_values().values())  # the state really moved off zero
