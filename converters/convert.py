@@ -203,9 +203,8 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
             {"name": st.name, "input": st.name, "output": f"output_{st.output_index}", "shape": list(st.shape), "initial": "zeros", "kind": st.kind}
             for st in g.step.states
         ]
-    if len(graphs) == 1:
-        _write_golden(out_dir, graph_specs[0]["inputs"], to_float(dataset.test.x[0], pre), graphs[0].step)
     kind = graphs[0].step.input_kind
+    _write_golden(out_dir, graph_specs, to_float(dataset.test.x[0], pre), kind)
     calib = next((s for s in samples if s), None)
     manifest = {
         "name": card["model"],
@@ -240,21 +239,34 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
     return out_dir
 
 
-def _write_golden(out_dir: Path, inputs: list[dict[str, Any]], item: np.ndarray, step: StepModel) -> None:
-    """A golden input/output pair (first frame, zero state) for an on-board self-test."""
+def _write_golden(out_dir: Path, graph_specs: list[dict[str, Any]], item: np.ndarray, kind: str) -> None:
+    """A golden input/output pair per graph (first frame, zero state) for an on-board self-test.
+
+    Graphs are chained as the runtime chains them: a head's ``features`` input is
+    the front end's output, moved into the head's encoding. One graph stores
+    ``in_<name>``/``out_<name>``; several store ``g<i>_in_<name>``/``g<i>_out_<name>``.
+    """
     from edge import adapters
     from edge.interpreter import make_interpreter
 
-    interpreter = make_interpreter(out_dir / "model.tflite")
-    runner = interpreter.get_signature_runner("serving_default")
-    feeds = {}
-    for spec in inputs:
-        if spec["role"] == "state":
-            value = np.zeros(spec["shape"], np.float32)
-        elif step.input_kind == "image" or len(spec["shape"]) == item.ndim + 1 and list(spec["shape"][1:]) == list(item.shape):
-            value = item[None]
-        else:
-            value = item[0][None]
-        feeds[spec["name"]] = adapters.quantize(value, {"dtype": spec["dtype"], "quantization": spec["quantization"]})
-    outs = runner(**feeds)
-    np.savez(out_dir / "golden.npz", **{f"in_{k}": v for k, v in feeds.items()}, **{f"out_{k}": v for k, v in outs.items()})
+    arrays: dict[str, np.ndarray] = {}
+    features: tuple[np.ndarray, dict[str, Any]] | None = None
+    for i, graph in enumerate(graph_specs):
+        runner = make_interpreter(out_dir / graph["file"]).get_signature_runner(graph["signature"])
+        feeds = {}
+        for spec in graph["inputs"]:
+            adapter = {"dtype": spec["dtype"], "quantization": spec["quantization"]}
+            if spec["role"] == "state":
+                feeds[spec["name"]] = adapters.quantize(np.zeros(spec["shape"], np.float32), adapter)
+            elif spec["role"] == "features" and features is not None:
+                feeds[spec["name"]] = adapters.requantize(features[0], features[1], adapter).reshape(spec["shape"])
+            else:
+                frame = item if kind == "image" or len(spec["shape"]) == item.ndim + 1 and list(spec["shape"][1:]) == list(item.shape) else item[0]
+                feeds[spec["name"]] = adapters.quantize(frame[None], adapter)
+        outs = runner(**feeds)
+        first = next(o for o in graph["outputs"] if o["role"] in ("features", "probabilities"))
+        features = (outs[first["name"]], {"dtype": first["dtype"], "quantization": first["quantization"]})
+        prefix = f"g{i}_" if len(graph_specs) > 1 else ""
+        arrays.update({f"{prefix}in_{k}": v for k, v in feeds.items()})
+        arrays.update({f"{prefix}out_{k}": v for k, v in outs.items()})
+    np.savez(out_dir / "golden.npz", **arrays)

@@ -14,24 +14,27 @@ from edge.interpreter import make_interpreter
 
 
 def self_test(bundle: Bundle) -> str:
-    """Run the stored golden input; compare raw outputs (1 LSB tolerance for integers)."""
+    """Run each graph on its stored golden input; compare raw outputs (1 LSB tolerance for integers)."""
     golden_path = bundle.path / "golden.npz"
-    if not golden_path.is_file() or len(bundle.graphs) != 1:
+    if not golden_path.is_file():
         return "skipped (no golden pair)"
-    interpreter = make_interpreter(bundle.model_path(0))
-    runner = interpreter.get_signature_runner(bundle.graphs[0].signature)
-    with np.load(golden_path) as golden:
-        feeds = {k[3:]: golden[k] for k in golden.files if k.startswith("in_")}
-        expected = {k[4:]: golden[k] for k in golden.files if k.startswith("out_")}
-    outs = runner(**feeds)
     worst = 0.0
-    for name, want in expected.items():
-        diff = np.abs(outs[name].astype(np.float64) - want.astype(np.float64)).max()
-        worst = max(worst, float(diff))
-    tol = 1.0 if np.issubdtype(next(iter(expected.values())).dtype, np.integer) else 1e-4
-    if worst > tol:
-        raise BundleError(f"golden self-test failed: max raw difference {worst} > {tol}")
-    return f"passed (max raw difference {worst:g})"
+    with np.load(golden_path) as golden:
+        for i, graph in enumerate(bundle.graphs):
+            prefix = f"g{i}_" if len(bundle.graphs) > 1 else ""
+            feeds = {k[len(prefix) + 3:]: golden[k] for k in golden.files if k.startswith(prefix + "in_")}
+            expected = {k[len(prefix) + 4:]: golden[k] for k in golden.files if k.startswith(prefix + "out_")}
+            if not feeds or not expected:
+                raise BundleError(f"golden self-test: golden.npz has no pair for {graph.file}")
+            runner = make_interpreter(bundle.model_path(i)).get_signature_runner(graph.signature)
+            outs = runner(**feeds)
+            for name, want in expected.items():
+                diff = float(np.abs(outs[name].astype(np.float64) - want.astype(np.float64)).max())
+                tol = 1.0 if np.issubdtype(want.dtype, np.integer) else 1e-4
+                if diff > tol:
+                    raise BundleError(f"golden self-test failed: {graph.file} {name}: max raw difference {diff:g} > {tol:g}")
+                worst = max(worst, diff)
+    return f"passed ({len(bundle.graphs)} graph{'s' if len(bundle.graphs) > 1 else ''}, max raw difference {worst:g})"
 
 
 def verify_line(path: Path) -> str:

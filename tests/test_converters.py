@@ -251,6 +251,15 @@ def test_mixed_bundle_chains_int8_cnn_into_float_head(tiny_run: Path, tmp_path: 
     v = _verify(mixed.path)
     assert v["prob_error"]["max"] < 0.05 and v["long_stream"]["steps"] >= 60
     assert v["per_layer"][0]["graph"].endswith("_front")
+    # one golden pair per graph, the head's fed by the front end's golden output
+    from edge.inspect import self_test
+
+    assert self_test(mixed).startswith("passed (2 graphs")
+    with np.load(mixed.path / "golden.npz") as golden:
+        assert {"g0_in_frame", "g0_out_output_0", "g1_in_features", "g1_in_state_0_c", "g1_out_output_0"} <= set(golden.files)
+        scale, zero = mixed.graphs[0].output("features").scale, mixed.graphs[0].output("features").zero_point
+        front_out = (golden["g0_out_output_0"].astype(np.float32) - zero) * scale
+        np.testing.assert_allclose(golden["g1_in_features"], front_out.reshape(golden["g1_in_features"].shape), rtol=1e-6)
 
 
 def test_mixed_refused_without_cnn_front_end(runs: dict[str, Path], tmp_path: Path) -> None:
