@@ -43,7 +43,7 @@ class BenchConfig:
     split: str = "test"
     limit: int | None = None
     meter: str = "auto"
-    delegate: str = "xnnpack"
+    delegate: str | None = None  # None: the bundle's
     seed: int = 0
     timeout_s: float = 1800.0
 

@@ -90,7 +90,7 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     rss_start = _rss_mb()
     t0 = time.perf_counter()
     bundle = read_bundle(request["bundle"])
-    session = StreamingSession(bundle, num_threads=int(request["threads"]), delegate=request.get("delegate", "xnnpack"))
+    session = StreamingSession(bundle, num_threads=int(request["threads"]), delegate=request.get("delegate"))
     init_ms = (time.perf_counter() - t0) * 1e3
     stepper = ItemStepper(session)
     steps, starts = input_stream(stepper, request)
@@ -140,7 +140,7 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
         "window_frames": bundle.manifest.get("window", {}).get("frames"),
         "threads": int(request["threads"]),
         "backend": session.backend,
-        "delegate": delegate_report(session, request.get("delegate", "xnnpack")),
+        "delegate": delegate_report(session, request.get("delegate") or bundle.delegate),
         "size_bytes": bundle.size_bytes(),
         "init_ms": init_ms,
         "first_inference_ms": first_ms,

@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 
 from converters.bundle import tensor_specs, write_manifest
-from converters.calibrate import clip_states, collect_samples, collect_whole_inputs, split_samples
+from converters.calibrate import (
+    clip_states,
+    collect_samples,
+    collect_whole_inputs,
+    split_samples,
+)
 from converters.formats import Format, get_format
 from converters.streaming import (
     StepModel,
@@ -162,7 +167,6 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
     import keras
 
     from edge.bundle import sha256_file
-    from edge.interpreter import make_interpreter
     from training.data import load_dataset
     from training.train import to_float
 
@@ -182,16 +186,16 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
             for g, s in zip(graphs, samples)
         ]
     graph_specs, states = [], []
+    runtime: dict[str, str] = {}
     for g, s in zip(graphs, samples):
         flatbuffer = convert_graph(g.step.model, g.fmt, s, what)
         if options.tie_states and g.step.states:
             flatbuffer = tie_state_quantization(flatbuffer, [(st.name, f"output_{st.output_index}") for st in g.step.states])
         path = out_dir / g.file
         path.write_bytes(flatbuffer)
-        try:
-            interpreter = make_interpreter(path)  # first load happens here, in the worker
-        except BundleError as exc:
-            raise ConversionError(f"{what}: the converted {g.file} does not load ({str(exc)[:200]})") from None
+        interpreter, refused = _first_load(path, runtime.get("delegate", "xnnpack"), what, g.file)  # in the worker
+        if refused:
+            runtime = {"delegate": "none", "why": f"XNNPACK refused {g.file}: {refused}"}
         runner = interpreter.get_signature_runner("serving_default")
         in_roles, out_roles = _roles(g.step)
         graph_specs.append({
@@ -204,7 +208,7 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
             for st in g.step.states
         ]
     kind = graphs[0].step.input_kind
-    _write_golden(out_dir, graph_specs, to_float(dataset.test.x[0], pre), kind)
+    _write_golden(out_dir, graph_specs, to_float(dataset.test.x[0], pre), kind, runtime.get("delegate", "xnnpack"))
     calib = next((s for s in samples if s), None)
     manifest = {
         "name": card["model"],
@@ -226,6 +230,7 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
             "stream_fraction": options.calibration_stream if mode is Mode.STREAMING else 0.0,
         },
         "versions": library_versions(),
+        **({"runtime": runtime} if runtime else {}),
     }
     write_manifest(out_dir, manifest)
     if options.verify:
@@ -239,7 +244,38 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
     return out_dir
 
 
-def _write_golden(out_dir: Path, graph_specs: list[dict[str, Any]], item: np.ndarray, kind: str) -> None:
+def _first_load(path: Path, delegate: str, what: str, file: str) -> tuple[Any, str]:
+    """Load a converted graph; returns (interpreter, why XNNPACK refused it or "").
+
+    XNNPACK refuses some integer graphs at prepare time (an unrolled bidirectional
+    window, for one) that the reference kernels run; such a bundle records
+    ``runtime.delegate = none`` and the runtime follows it.
+    """
+    from edge.interpreter import make_interpreter
+
+    try:
+        return make_interpreter(path, delegate=delegate), ""
+    except BundleError as exc:
+        text = str(exc)
+        if delegate == "xnnpack" and "XNNPACK" in text:
+            try:
+                return make_interpreter(path, delegate="none"), _first_line(text)
+            except BundleError as again:
+                text = str(again)
+        raise ConversionError(f"{what}: the converted {file} does not load ({_first_line(text)[:200]})") from None
+
+
+def _first_line(text: str) -> str:
+    """One readable line from interpreter errors (XNNPACK repeats its message without separators)."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    for repeated in ("failed to create XNNPACK runtime",):
+        while repeated + repeated in line:
+            line = line.replace(repeated + repeated, repeated)
+        line = line.replace(repeated + "Node", repeated + "; node")
+    return line
+
+
+def _write_golden(out_dir: Path, graph_specs: list[dict[str, Any]], item: np.ndarray, kind: str, delegate: str) -> None:
     """A golden input/output pair per graph (first frame, zero state) for an on-board self-test.
 
     Graphs are chained as the runtime chains them: a head's ``features`` input is
@@ -252,7 +288,7 @@ def _write_golden(out_dir: Path, graph_specs: list[dict[str, Any]], item: np.nda
     arrays: dict[str, np.ndarray] = {}
     features: tuple[np.ndarray, dict[str, Any]] | None = None
     for i, graph in enumerate(graph_specs):
-        runner = make_interpreter(out_dir / graph["file"]).get_signature_runner(graph["signature"])
+        runner = make_interpreter(out_dir / graph["file"], delegate=delegate).get_signature_runner(graph["signature"])
         feeds = {}
         for spec in graph["inputs"]:
             adapter = {"dtype": spec["dtype"], "quantization": spec["quantization"]}

@@ -130,6 +130,15 @@ class Bundle:
     def mode(self) -> str:
         return str(self.manifest.get("mode", "streaming"))
 
+    @property
+    def delegate(self) -> str:
+        """The CPU path the converter proved the graphs load with: ``xnnpack`` unless the manifest says
+        otherwise (XNNPACK refuses some integer graphs that the reference kernels run)."""
+        value = (self.manifest.get("runtime") or {}).get("delegate", "xnnpack")
+        if value not in ("xnnpack", "none"):
+            raise BundleError(f"{self.path}: manifest runtime.delegate {value!r} is not xnnpack or none")
+        return str(value)
+
     def model_path(self, index: int = 0) -> Path:
         return self.path / self.graphs[index].file
 

@@ -110,7 +110,7 @@ def predict(
     bundle: Bundle,
     clipset: ClipSet,
     num_threads: int = 1,
-    delegate: str = "xnnpack",
+    delegate: str | None = None,
     meter: str = "auto",
     warmup: int = 5,
     session: StreamingSession | None = None,
@@ -181,7 +181,7 @@ def evaluate_bundle(
     bundle_path: str | Path,
     clipset: ClipSet,
     num_threads: int = 1,
-    delegate: str = "xnnpack",
+    delegate: str | None = None,
     meter: str = "auto",
     warmup: int = 5,
 ) -> dict[str, Any]:
@@ -197,7 +197,7 @@ def evaluate_bundles(
     bundle_paths: list[str | Path],
     clipset: ClipSet,
     num_threads: int = 1,
-    delegate: str = "xnnpack",
+    delegate: str | None = None,
     meter: str = "auto",
     reference_run: str | Path | None = None,
 ) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def self_test(bundle: Bundle) -> str:
             expected = {k[len(prefix) + 4:]: golden[k] for k in golden.files if k.startswith(prefix + "out_")}
             if not feeds or not expected:
                 raise BundleError(f"golden self-test: golden.npz has no pair for {graph.file}")
-            runner = make_interpreter(bundle.model_path(i)).get_signature_runner(graph.signature)
+            runner = make_interpreter(bundle.model_path(i), delegate=bundle.delegate).get_signature_runner(graph.signature)
             outs = runner(**feeds)
             for name, want in expected.items():
                 diff = float(np.abs(outs[name].astype(np.float64) - want.astype(np.float64)).max())

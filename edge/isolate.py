@@ -26,7 +26,7 @@ from edge.errors import HybridEdgeError
 from edge.streaming import StreamingSession
 try:
     bundle = read_bundle(sys.argv[1])
-    session = StreamingSession(bundle, num_threads=int(sys.argv[2]), delegate=sys.argv[3])
+    session = StreamingSession(bundle, num_threads=int(sys.argv[2]), delegate=sys.argv[3] or None)
     h, w = bundle.preprocessing.size
     session.step(np.zeros((h, w, 3), np.uint8))
 except HybridEdgeError as exc:
@@ -36,7 +36,7 @@ print("ok")
 """
 
 
-def probe_bundle(path: str | Path, num_threads: int = 1, delegate: str = "xnnpack",
+def probe_bundle(path: str | Path, num_threads: int = 1, delegate: str | None = None,
                  timeout_s: float = PROBE_TIMEOUT_S) -> None:
     """Load and invoke ``path`` once in a child process.
 
@@ -45,7 +45,7 @@ def probe_bundle(path: str | Path, num_threads: int = 1, delegate: str = "xnnpac
     """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
-        proc = subprocess.run([sys.executable, "-c", _PROBE, str(path), str(num_threads), delegate],
+        proc = subprocess.run([sys.executable, "-c", _PROBE, str(path), str(num_threads), delegate or ""],
                               capture_output=True, text=True, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
         raise BundleError(f"{path}: the isolated first load did not finish in {timeout_s:g} s") from None

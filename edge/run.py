@@ -29,7 +29,7 @@ class RunOptions:
     """Everything ``hybrid-edge run`` takes besides the bundle and the source."""
 
     threads: int = 1
-    delegate: str = "xnnpack"
+    delegate: str | None = None  # None: the bundle's
     max_frames: int = 0  # 0 = until the source ends
     smooth: str | None = None
     json_log: Path | None = None
@@ -151,7 +151,7 @@ def run_stream(
         "source": source.name,
         "backend": session.backend,
         "threads": options.threads,
-        "delegate": options.delegate,
+        "delegate": options.delegate or session.bundle.delegate,
         **throughput(frames, source.dropped, wall),
         "resets": session.resets - resets_before,
         "reconnects": source.reconnects,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import enum
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -165,12 +164,13 @@ class StreamingSession:
         self,
         bundle: Bundle,
         num_threads: int = 1,
-        delegate: str = "xnnpack",
+        delegate: str | None = None,
         reset_gap_s: float | None = None,
         interpreters: list[Any] | None = None,
         fast_path: bool = True,
     ):
         self.bundle = bundle
+        delegate = delegate or bundle.delegate
         if interpreters is None:
             interpreters = [
                 make_interpreter(bundle.model_path(i), num_threads=num_threads, delegate=delegate)
@@ -240,6 +240,16 @@ class StreamingSession:
         data = np.ascontiguousarray(raw).tobytes()
         t3 = time.perf_counter()
         return StepResult(data, raw.dtype, index, label, score, t0, t1, t2, t3, spec.scale, spec.zero_point, reset)
+
+    @property
+    def frame_spec(self) -> Any:
+        """The spec of the per-step input (``frame`` or ``sample``) of the first graph."""
+        return self._frame_spec
+
+    @property
+    def probs_spec(self) -> Any:
+        """The spec of the probabilities output of the last graph."""
+        return self._probs_spec
 
     def _gap_reset(self, timestamp: float) -> bool:
         """Reset if ``timestamp`` is more than the reset gap after the previous one."""

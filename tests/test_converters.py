@@ -277,3 +277,10 @@ def test_cli_convert_one_line_error_and_summary(runs: dict[str, Path], tmp_path:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "verify    3 test sequences (streaming)" in proc.stdout and "stream    " in proc.stdout
+
+
+def test_interpreter_errors_become_one_readable_line() -> None:
+    from converters.convert import _first_line
+
+    raw = "model could not be loaded: " + "failed to create XNNPACK runtime" * 4 + "Node number 991 (TfLiteXNNPackDelegate) failed to prepare.\nmore"
+    assert _first_line(raw) == "model could not be loaded: failed to create XNNPACK runtime; node number 991 (TfLiteXNNPackDelegate) failed to prepare."

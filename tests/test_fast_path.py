@@ -53,3 +53,31 @@ def test_int8_state_feedback_is_an_exact_copy(tiny_bundles: dict[str, Path]) -> 
     for (out_bytes, in_bytes, _), st in zip(fast.byte_states, bundle.states):  # what the graph wrote is what the next step reads
         assert out_bytes.tobytes() == in_bytes.tobytes()
     assert any(np.abs(v).max() > 0 for v in session.state_values().values())  # the state really moved off zero
+
+
+def test_bundle_runtime_delegate_is_followed(tiny_bundles: dict[str, Path], tmp_path: Path) -> None:
+    """A manifest that says XNNPACK refused the graph makes every consumer use the reference kernels."""
+    import json
+    import shutil
+
+    from converters.bundle import write_manifest
+    from edge.errors import BundleError
+    from edge.inspect import self_test
+
+    def delegated(session: StreamingSession) -> int:
+        return sum(d["op_name"] == "DELEGATE" for d in session.runners[0].interpreter._get_ops_details())
+
+    assert read_bundle(tiny_bundles["int8"]).delegate == "xnnpack"
+    assert delegated(StreamingSession(read_bundle(tiny_bundles["int8"]))) > 0
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundles["int8"], copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    write_manifest(copy, {**manifest, "runtime": {"delegate": "none", "why": "XNNPACK refused model.tflite: test"}})
+    bundle = read_bundle(copy)
+    assert bundle.delegate == "none"
+    assert delegated(StreamingSession(bundle)) == 0
+    assert delegated(StreamingSession(bundle, delegate="xnnpack")) > 0  # an explicit choice still wins
+    assert self_test(bundle).startswith("passed")
+    write_manifest(copy, {**manifest, "runtime": {"delegate": "gpu"}})
+    with pytest.raises(BundleError, match="runtime.delegate 'gpu'"):
+        read_bundle(copy).delegate

@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--limit", type=int, help="use a seeded subset of N items")
     p.add_argument("--meter", default="auto", help="auto, rapl, hwmon, ina219, pi5-pmic, csv:FILE or estimate:PROFILE (estimates are labelled)")
-    p.add_argument("--delegate", default="xnnpack", choices=("xnnpack", "none", "edgetpu"))
+    p.add_argument("--delegate", default=None, choices=("xnnpack", "none", "edgetpu"), help="default: the bundle's (xnnpack, or none when the converter found XNNPACK refuses the graph)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="directory for results.json, report.md and report.html")
     p.add_argument("--compare-to", metavar="REF.json", help="reference file; regressions beyond its tolerance are marked")

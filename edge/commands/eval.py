@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="evaluate only the first N items")
     p.add_argument("--reference", metavar="RUN_DIR", help="agreement against this run's float Keras model (computed in a subprocess)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--delegate", default="xnnpack", choices=("xnnpack", "none", "edgetpu"))
+    p.add_argument("--delegate", default=None, choices=("xnnpack", "none", "edgetpu"), help="default: the bundle's (xnnpack, or none when the converter found XNNPACK refuses the graph)")
     p.add_argument("--meter", default="auto", help="auto, rapl, hwmon, ina219, pi5-pmic, csv:FILE or estimate:PROFILE (estimates are labelled)")
     p.add_argument("--json", help="write the full report here")
 

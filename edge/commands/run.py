@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "'-' (raw RGB frames on stdin, HxWx3 at the bundle's size), 'stdin:framed', "
                         "or synthetic:fps=30,frames=300")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--delegate", choices=("xnnpack", "none", "edgetpu"), default="xnnpack")
+    p.add_argument("--delegate", choices=("xnnpack", "none", "edgetpu"), default=None, help="default: the bundle's (xnnpack, or none when the converter found XNNPACK refuses the graph)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: until the source ends)")
     p.add_argument("--smooth", help="ema:ALPHA (weight of the newest frame) or vote:N")
     p.add_argument("--json-log", type=Path, help="write one JSON object per frame")
