@@ -123,7 +123,7 @@ def verify_bundle(
     if session.mode is Mode.STREAMING:
         report["frame_by_frame"] = _frame_by_frame(session, encode, ref_step, raw_x[:5], x[:5], probs_spec)
         report["long_stream"] = _long_stream(session, encode, ref_step, raw_x, x, probs_spec, stream_steps)
-    report["per_layer"] = [_layer_report(step, fmt, samples) for step, fmt, samples in debug]
+    report["per_layer"] = [_layer_report(step, fmt, samples, bundle.delegate) for step, fmt, samples in debug]
     report["warnings"] = _warnings(report)
     return report
 
@@ -196,8 +196,12 @@ def _long_stream(session, encode, ref_step: StepModel, raw_x, x, probs_spec, min
     }
 
 
-def _layer_report(step: StepModel, fmt: Any, samples: list[dict[str, np.ndarray]]) -> dict[str, Any]:
-    """Worst layers of an integer graph by RMSE in units of the tensor's quantization step."""
+def _layer_report(step: StepModel, fmt: Any, samples: list[dict[str, np.ndarray]], delegate: str = "xnnpack") -> dict[str, Any]:
+    """Worst layers of an integer graph by RMSE in units of the tensor's quantization step.
+
+    ``delegate`` is the bundle's CPU path: where XNNPACK refused the graph, the
+    debug model runs on the reference kernels too.
+    """
     import tensorflow as tf
 
     from converters.tflite import export_saved_model, make_converter
@@ -213,6 +217,10 @@ def _layer_report(step: StepModel, fmt: Any, samples: list[dict[str, np.ndarray]
                 yield [s[k] for k in order]
 
         debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=positional)
+        if delegate == "none":  # the debugger builds its interpreter with the default delegates
+            debugger._quant_interpreter = tf.lite.Interpreter(
+                model_content=debugger.quant_model,
+                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         quant = debugger._quant_interpreter  # no public accessor for the debug model's inputs and scales
         order.extend(_match_input(d["name"], list(subset[0])) for d in quant.get_input_details())
         debugger.run()
