@@ -29,6 +29,27 @@ def abort(run_dir, out_dir, options):
 
 def fail(run_dir, out_dir, options):
     raise RuntimeError("converter library bug\\nsecond line of detail")
+
+
+def order_dependent(run_dir, out_dir, options):
+    """Like the quantizer on some graphs: an op left float on the first run only."""
+    from edge.errors import ConversionError
+
+    log = Path(run_dir) / "attempts.log"
+    first = not log.exists()
+    with open(log, "a") as f:
+        f.write(os.environ["PYTHONHASHSEED"] + "\\n")
+    (Path(out_dir) / "model.tflite").write_bytes(b"first" if first else b"second")
+    if first:
+        raise ConversionError("m (int8, window): int8 is integer-only but op SPLIT has no integer kernel here (float tensor 'x')")
+
+
+def no_kernel(run_dir, out_dir, options):
+    from edge.errors import ConversionError
+
+    with open(Path(run_dir) / "attempts.log", "a") as log:
+        log.write(os.environ["PYTHONHASHSEED"] + "\\n")
+    raise ConversionError("m (int8, window): int8 is integer-only but op ZEROS_LIKE has no integer kernel here (float tensor 'x')")
 '''
 
 
@@ -70,4 +91,19 @@ def test_bad_options_refused_before_spawning(tmp_path: Path) -> None:
         convert_run(tmp_path, tmp_path / "b", ConvertOptions("int4"))
     with pytest.raises(ConversionError, match="no --window form"):
         convert_run(tmp_path, tmp_path / "b", ConvertOptions("mixed", mode="window"))
+    assert not (tmp_path / "b").exists()
+
+
+def test_quantizer_miss_is_retried_in_a_fresh_worker(crasher: Path, tmp_path: Path) -> None:
+    """An op with integer kernels left float is retried; workers run under one fixed PYTHONHASHSEED."""
+    out = convert_run(crasher, tmp_path / "b", ConvertOptions("int8"), target="crasher:order_dependent")
+    assert (out / "model.tflite").read_bytes() == b"second"
+    assert (crasher / "attempts.log").read_text().split() == ["0", "0"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".b.")] == []  # the failed attempt left nothing
+
+
+def test_op_without_integer_kernel_is_not_retried(crasher: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConversionError, match="op ZEROS_LIKE has no integer kernel"):
+        convert_run(crasher, tmp_path / "b", ConvertOptions("int8"), target="crasher:no_kernel")
+    assert (crasher / "attempts.log").read_text().split() == ["0"]
     assert not (tmp_path / "b").exists()
