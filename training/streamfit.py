@@ -45,6 +45,8 @@ class StreamFitConfig:
     tail: int = 1  # loss on the last ``tail`` real steps of each clip (1 = its end)
     state_penalty: float = 0.0  # weight of mean(relu(|state| - state_bound)^2) on carried states
     state_bound: float = 4.0
+    feature_noise: float = 0.0  # std of Gaussian noise on the recurrent stack's input while training
+    train_front: bool = False  # also train the layers before the first recurrent layer (the frame encoder)
     seed: int = 0
 
 
@@ -58,13 +60,17 @@ class StreamModel:
     model: Any
     state_shapes: list[tuple[int, ...]]  # without the batch axis
     mask_value: float | None
+    front: list[Any]  # layers before the first recurrent layer
+    has_conv_buffer: bool  # a causal Conv1D whose buffer is zeroed per clip here (not carried)
 
     def zero_states(self, batch: int) -> list[np.ndarray]:
         return [np.zeros((batch, *s), np.float32) for s in self.state_shapes]
 
 
-def build_stream_model(model: Any) -> StreamModel:
+def build_stream_model(model: Any, feature_noise: float = 0.0, seed: int = 0) -> StreamModel:
     """The stream model of ``model`` (a linear chain; see :mod:`training.models`), sharing its weights.
+
+    ``feature_noise`` > 0 adds training-only Gaussian noise to the first recurrent layer's input.
 
     Raises:
         HybridEdgeError: the model has no LSTM/GRU layer or reads the future.
@@ -78,6 +84,7 @@ def build_stream_model(model: Any) -> StreamModel:
     state_outputs: list[Any] = []
     shapes: list[tuple[int, ...]] = []
     mask_value = None
+    front: list[Any] = []
     for layer in layers:
         if isinstance(layer, keras.layers.Bidirectional) or getattr(layer, "go_backwards", False):
             raise HybridEdgeError(f"layer {layer.name!r} reads future steps; the model cannot be stream-trained")
@@ -87,6 +94,8 @@ def build_stream_model(model: Any) -> StreamModel:
             n_states = 2 if isinstance(layer, keras.layers.LSTM) else 1
             units = int(layer.cell.units)
             ins = [keras.Input((units,), name=f"{layer.name}_state_{j}") for j in range(n_states)]
+            if feature_noise and not state_inputs:
+                x = keras.layers.GaussianNoise(feature_noise, seed=seed, name="stream_feature_noise")(x)
             wrapper = keras.layers.RNN(layer.cell, return_sequences=True, return_state=True, name=f"{layer.name}_stream")
             outs = wrapper(x, initial_state=ins if n_states > 1 else ins[0])
             x = outs[0]
@@ -95,10 +104,13 @@ def build_stream_model(model: Any) -> StreamModel:
             shapes += [(units,)] * n_states
         else:
             x = layer(x)
+            if not state_inputs:
+                front.append(layer)
     if not state_inputs:
         raise HybridEdgeError(f"model {model.name!r} has no LSTM/GRU layer to carry state through")
     stream = keras.Model([x_in, *state_inputs], [x, *state_outputs], name=f"{model.name}_stream")
-    return StreamModel(stream, shapes, mask_value)
+    has_conv = any(isinstance(l, keras.layers.Conv1D) for l in layers)
+    return StreamModel(stream, shapes, mask_value, front, has_conv)
 
 
 def real_steps(x: np.ndarray, mask_value: float | None) -> np.ndarray:
@@ -174,13 +186,14 @@ def stream_fit(
     import keras
     import tensorflow as tf
 
-    stream = build_stream_model(model)
+    stream = build_stream_model(model, cfg.feature_noise, cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     n, b = len(x_train), int(cfg.batch_size)
     steps = max(1, -(-n // b))
     weights_all = _tail_weights(real_steps(x_train, stream.mask_value), max(1, cfg.tail))
     optimizer = keras.optimizers.Adam(cfg.learning_rate, clipnorm=cfg.clipnorm or None)
-    variables = stream.model.trainable_variables
+    frozen = set() if cfg.train_front else {id(v) for layer in stream.front for v in layer.trainable_variables}
+    variables = [v for v in stream.model.trainable_variables if id(v) not in frozen]
     y_train = np.asarray(y_train, np.int32)
 
     @tf.function(reduce_retracing=True)
