@@ -73,13 +73,13 @@ def test_same_seed_same_weights_and_stream_metric_counts_steps() -> None:
     weights = []
     for _ in range(2):
         model = _tiny_rnn(seed=5)
-        hist = stream_fit(model, x, y, StreamFitConfig(epochs=2, batch_size=4, tail=3, state_penalty=0.1,
+        hist = stream_fit(model, x, y, StreamFitConfig(epochs=2, batch_size=4, tail_share=0.3, state_penalty=0.1,
                                                        feature_noise=0.1, seed=9), x[:6], y[:6], progress=QUIET)
         weights.append(model.get_weights())
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
     assert len(hist) == 2 and {"loss", "val_accuracy", "val_stream_accuracy_per_step"} <= set(hist[0])
     other = _tiny_rnn(seed=5)
-    stream_fit(other, x, y, StreamFitConfig(epochs=2, batch_size=4, tail=3, seed=10), progress=QUIET)
+    stream_fit(other, x, y, StreamFitConfig(epochs=2, batch_size=4, tail_share=0.3, seed=10), progress=QUIET)
     assert not all(np.array_equal(a, b) for a, b in zip(weights[0], other.get_weights()))
     padded = x.copy()
     padded[:, :2] = 0.0  # front padding (the mask value) is not scored

@@ -6,8 +6,9 @@ states can grow far beyond their within-clip range and predictions get stuck.
 This phase runs after the normal fit. It plays ``B`` parallel streams, each a
 seeded random sequence of training clips, and carries every recurrent state
 from one clip into the next (no reset inside a stream; all streams restart from
-zero at each epoch). The loss is each clip's label at its end (and, with
-``tail``, on its last frames). A share of clips (``reset_share``) starts from
+zero at each epoch). The loss is each clip's label on the last part of it
+(``tail_share``: half by default), so the model learns to let go of the
+previous clip within a few steps. A share of clips (``reset_share``) starts from
 the zero state instead, so per-clip accuracy does not regress. Gradients stop
 at clip boundaries (truncated back-propagation through time).
 
@@ -42,11 +43,11 @@ class StreamFitConfig:
     learning_rate: float = 1e-3
     clipnorm: float = 1.0
     reset_share: float = 0.25  # share of clips that start from the zero state
-    tail: int = 1  # loss on the last ``tail`` real steps of each clip (1 = its end)
-    state_penalty: float = 0.0  # weight of mean(relu(|state| - state_bound)^2) on carried states
-    state_bound: float = 4.0
-    feature_noise: float = 0.0  # std of Gaussian noise on the recurrent stack's input while training
-    train_front: bool = False  # also train the layers before the first recurrent layer (the frame encoder)
+    tail_share: float = 0.5  # loss on the last half of each clip's real steps: it must switch to a new clip's label quickly
+    state_penalty: float = 1.0  # weight of mean(relu(|state| - state_bound)^2) on carried states (bounds LSTM cells)
+    state_bound: float = 2.0
+    feature_noise: float = 0.1  # std of Gaussian noise on the recurrent stack's input while training
+    train_front: bool = True  # also train the layers before the first recurrent layer (the frame encoder)
     seed: int = 0
 
 
@@ -159,9 +160,10 @@ def stream_accuracy(stream: StreamModel, x: np.ndarray, y: np.ndarray) -> dict[s
     }
 
 
-def _tail_weights(real: np.ndarray, tail: int) -> np.ndarray:
-    """(N, T) float: 1 on the last ``tail`` real steps of each clip, normalised to sum 1 per clip."""
+def _tail_weights(real: np.ndarray, share: float) -> np.ndarray:
+    """(N, T) float: 1 on the last ``share`` of each clip's real steps (at least one), normalised to sum 1 per clip."""
     rank = np.cumsum(real[:, ::-1], axis=1)[:, ::-1]  # 1 at the last real step, 2 before it, ...
+    tail = np.maximum(1, np.ceil(share * real.sum(axis=1, keepdims=True)))
     w = (real & (rank <= tail)).astype(np.float32)
     return w / np.maximum(w.sum(axis=1, keepdims=True), 1.0)
 
@@ -190,7 +192,7 @@ def stream_fit(
     rng = np.random.default_rng(cfg.seed)
     n, b = len(x_train), int(cfg.batch_size)
     steps = max(1, -(-n // b))
-    weights_all = _tail_weights(real_steps(x_train, stream.mask_value), max(1, cfg.tail))
+    weights_all = _tail_weights(real_steps(x_train, stream.mask_value), cfg.tail_share)
     optimizer = keras.optimizers.Adam(cfg.learning_rate, clipnorm=cfg.clipnorm or None)
     frozen = set() if cfg.train_front else {id(v) for layer in stream.front for v in layer.trainable_variables}
     variables = [v for v in stream.model.trainable_variables if id(v) not in frozen]

@@ -161,7 +161,7 @@ def train(
                 x_train, dataset.train.y, validation_data=(x_val, dataset.val.y) if has_val else None,
                 epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=callbacks,
             )
-            stream_history = _stream_phase(model, entry, config, stream_asked, x_train, dataset, x_val, progress)
+            stream_history, before_stream = _stream_phase(model, entry, config, stream_asked, (x_train, x_val, x_test), dataset, progress)
             test_loss, test_acc = model.evaluate(x_test, dataset.test.y, verbose=0, batch_size=64)
         progress(f"test accuracy {test_acc:.3f} ({time.perf_counter() - t0:.1f}s)")
         stream_metrics = _stream_metrics(model, entry, x_test, dataset.test.y)
@@ -172,6 +172,7 @@ def train(
             "model": model_name,
             "model_config": dataclasses.asdict(model_cfg),
             "train": {**dataclasses.asdict(config), "distribute": config.distribute.value},
+            **({"stream_fit": dataclasses.asdict(_stream_fit_config(config))} if stream_history else {}),
             "dataset": dataset.spec,
         })
         _write_json(tmp / "history.json", {
@@ -197,6 +198,7 @@ def train(
                 "epochs_run": len(history.history["loss"]),
                 "stream_epochs_run": len(stream_history),
                 **({"test_stream": stream_metrics} if stream_metrics else {}),
+                **({"before_stream_training": before_stream} if before_stream else {}),
                 "train_seconds": round(time.perf_counter() - t0, 2),
             },
             "dataset": dataset.spec,
@@ -223,9 +225,12 @@ def _stream_trainable(entry: ModelEntry) -> bool:
     return entry.streamable and entry.input_kind.value in ("clip", "sequence")
 
 
-def _stream_phase(model: Any, entry: ModelEntry, config: TrainConfig, asked: bool, x_train: np.ndarray, dataset: Dataset,
-                  x_val: np.ndarray, progress: Callable[[str], None]) -> list[dict[str, float]]:
+def _stream_phase(model: Any, entry: ModelEntry, config: TrainConfig, asked: bool, xs: tuple[np.ndarray, np.ndarray, np.ndarray],
+                  dataset: Dataset, progress: Callable[[str], None]) -> tuple[list[dict[str, float]], dict[str, Any]]:
     """Carried-state stream fine-tuning (:mod:`training.streamfit`) when ``stream_epochs`` asks for it.
+
+    Returns the per-epoch history and the test metrics measured just before it
+    (so the model card shows what the phase changed).
 
     Its custom loop runs without a distribution strategy: asked for explicitly
     with one, it is an error; by a model's default, it is skipped and said so
@@ -233,17 +238,31 @@ def _stream_phase(model: Any, entry: ModelEntry, config: TrainConfig, asked: boo
     """
     epochs = int(config.stream_epochs or 0)
     if epochs <= 0 or not _stream_trainable(entry):
-        return []
+        return [], {}
     if config.distribute is not Distribution.NONE:
         if asked:
             raise HybridEdgeError(f"stream training (--stream-epochs) does not run under --distribute {config.distribute.value}")
         progress(f"stream training skipped: it does not run under --distribute {config.distribute.value}")
-        return []
-    from training.streamfit import StreamFitConfig, stream_fit
+        return [], {}
+    from training.streamfit import stream_fit
 
-    cfg = StreamFitConfig(epochs=epochs, batch_size=int(config.batch_size), seed=config.seed)
+    x_train, x_val, x_test = xs
+    _, test_acc = model.evaluate(x_test, dataset.test.y, verbose=0, batch_size=64)
+    before = {"test_accuracy": float(test_acc),
+              "test_stream_accuracy_per_step": _stream_metrics(model, entry, x_test, dataset.test.y)["accuracy_per_step"]}
+    progress(f"before stream training: test accuracy {before['test_accuracy']:.3f}, "
+             f"test stream per-step accuracy {before['test_stream_accuracy_per_step']:.3f}")
+
+    cfg = _stream_fit_config(config)
     progress(f"stream training: {epochs} epochs, {cfg.batch_size} streams, state carried across clips")
-    return stream_fit(model, x_train, dataset.train.y, cfg, x_val, dataset.val.y, progress)
+    return stream_fit(model, x_train, dataset.train.y, cfg, x_val, dataset.val.y, progress), before
+
+
+def _stream_fit_config(config: TrainConfig) -> Any:
+    """The stream phase's settings: its own defaults, with the run's epochs, batch size (streams) and seed."""
+    from training.streamfit import StreamFitConfig
+
+    return StreamFitConfig(epochs=int(config.stream_epochs or 0), batch_size=int(config.batch_size), seed=config.seed)
 
 
 def _stream_metrics(model: Any, entry: ModelEntry, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
