@@ -68,6 +68,13 @@ class StreamModel:
         return [np.zeros((batch, *s), np.float32) for s in self.state_shapes]
 
 
+def carries_state(model: Any) -> bool:
+    """True if the model has a top-level LSTM/GRU layer whose state a stream can carry."""
+    import keras
+
+    return any(isinstance(l, (keras.layers.LSTM, keras.layers.GRU)) for l in model.layers)
+
+
 def build_stream_model(model: Any, feature_noise: float = 0.0, seed: int = 0) -> StreamModel:
     """The stream model of ``model`` (a linear chain; see :mod:`training.models`), sharing its weights.
 

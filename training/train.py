@@ -221,8 +221,10 @@ def train(
     return out
 
 
-def _stream_trainable(entry: ModelEntry) -> bool:
-    return entry.streamable and entry.input_kind.value in ("clip", "sequence")
+def _stream_trainable(entry: ModelEntry, model: Any) -> bool:
+    from training.streamfit import carries_state
+
+    return entry.streamable and entry.input_kind.value in ("clip", "sequence") and carries_state(model)
 
 
 def _stream_phase(model: Any, entry: ModelEntry, config: TrainConfig, asked: bool, xs: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -237,7 +239,7 @@ def _stream_phase(model: Any, entry: ModelEntry, config: TrainConfig, asked: boo
     (the card's ``stream_epochs_run`` is 0).
     """
     epochs = int(config.stream_epochs or 0)
-    if epochs <= 0 or not _stream_trainable(entry):
+    if epochs <= 0 or not _stream_trainable(entry, model):
         return [], {}
     if config.distribute is not Distribution.NONE:
         if asked:
@@ -267,7 +269,7 @@ def _stream_fit_config(config: TrainConfig) -> Any:
 
 def _stream_metrics(model: Any, entry: ModelEntry, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
     """Per-step accuracy of the float model on the test clips played as one no-reset stream."""
-    if not _stream_trainable(entry):
+    if not _stream_trainable(entry, model):
         return {}
     from training.streamfit import build_stream_model, stream_accuracy
 
