@@ -118,7 +118,10 @@ def _brief(b: dict[str, Any]) -> str:
     v = b["verify"]
     s = f"agreement {v['agreement']:.3f} acc {v['accuracy_tflite']:.3f}/{v['accuracy_keras']:.3f} size {b['size_bytes']}"
     if "long_stream" in v:
-        s += f" stream {v['long_stream']['step_agreement']:.3f}"
+        ls = v["long_stream"]
+        s += f" stream {ls['step_agreement']:.3f}"
+        if "step_accuracy_reference" in ls:
+            s += f" (per-step accuracy {ls['step_accuracy_converted']:.3f}/{ls['step_accuracy_reference']:.3f})"
     return s
 
 

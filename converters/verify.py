@@ -29,7 +29,7 @@ WORST_LAYERS = 5
 
 def _encoder(session: StreamingSession, raw_is_frames: bool, pre: dict[str, Any]):
     """Raw test item -> encoded model input, through the runtime's own preprocessing for frames."""
-    spec = session._frame_spec.as_adapter_spec()
+    spec = session.frame_spec.as_adapter_spec()
 
     def encode(raw: np.ndarray, value: np.ndarray) -> np.ndarray:
         if raw_is_frames:
@@ -101,7 +101,7 @@ def verify_bundle(
             raw_out = _stream(session, encode, raw_x[i], x[i], mask)
         elif session.mode is Mode.WINDOW:  # the session's window holds exactly the clip after T frames
             frames = np.stack([encode(r, v) for r, v in zip(raw_x[i], x[i])])[None]
-            raw_out = session.runners[0].run({session._frame_spec.name: frames})[session._probs_spec.name]
+            raw_out = session.runners[0].run({session.frame_spec.name: frames})[session.probs_spec.name]
         else:
             raw_out = session.step_encoded(encode(raw_x[i], x[i]))
         lite_probs.append(adapters.get_scores(raw_out, probs_spec))
@@ -122,7 +122,7 @@ def verify_bundle(
     }
     if session.mode is Mode.STREAMING:
         report["frame_by_frame"] = _frame_by_frame(session, encode, ref_step, raw_x[:5], x[:5], probs_spec)
-        report["long_stream"] = _long_stream(session, encode, ref_step, raw_x, x, probs_spec, stream_steps)
+        report["long_stream"] = _long_stream(session, encode, ref_step, raw_x, x, y, probs_spec, stream_steps)
     report["per_layer"] = [_layer_report(step, fmt, samples, bundle.delegate) for step, fmt, samples in debug]
     report["warnings"] = _warnings(report)
     return report
@@ -156,21 +156,28 @@ def _frame_by_frame(session, encode, ref_step: StepModel, raw_x, x, probs_spec) 
     return {"steps": steps, "max_abs_prob_error": worst}
 
 
-def _long_stream(session, encode, ref_step: StepModel, raw_x, x, probs_spec, min_steps: int) -> dict[str, Any]:
-    """Concatenated test sequences, no resets: per-step agreement and state drift vs float."""
+def _long_stream(session, encode, ref_step: StepModel, raw_x, x, y, probs_spec, min_steps: int) -> dict[str, Any]:
+    """Concatenated test sequences, no resets: per-step agreement and state drift vs float.
+
+    Each step is also scored against the label of the sequence playing, for the
+    float reference and the converted bundle alike (a model trained only from
+    a zero state can do far worse here than on single sequences).
+    """
     run = _keras_step_fn(ref_step)
     session.reset()
     states = {s.name: np.zeros(s.shape, np.float32) for s in ref_step.states}
-    agree, perr = [], []
+    agree, perr, hit_ref, hit_lite = [], [], [], []
     drift: dict[str, list[float]] = {s.name: [] for s in ref_step.states}
     scale = {s.name: 0.0 for s in ref_step.states}
     i = 0
     while len(agree) < min_steps:
-        raw_seq, seq = raw_x[i % len(x)], x[i % len(x)]
+        raw_seq, seq, label = raw_x[i % len(x)], x[i % len(x)], int(y[i % len(x)])
         i += 1
         for lite, outs in _steps_together(session, encode, run, ref_step, probs_spec, raw_seq, seq, states):
             ref = outs[0].reshape(-1)
             agree.append(int(lite.argmax()) == int(ref.argmax()))
+            hit_ref.append(int(ref.argmax()) == label)
+            hit_lite.append(int(lite.argmax()) == label)
             perr.append(float(np.abs(lite - ref).max()))
             lite_states = session.state_values()
             for name in drift:
@@ -183,6 +190,8 @@ def _long_stream(session, encode, ref_step: StepModel, raw_x, x, probs_spec, min
         "sequences_concatenated": i,
         "reference": "float Keras step model (same graph as the float32 bundle)",
         "step_agreement": float(np.mean(agree)),
+        "step_accuracy_reference": float(np.mean(hit_ref)),
+        "step_accuracy_converted": float(np.mean(hit_lite)),
         "prob_error": {"max": float(np.max(perr)), "mean": float(np.mean(perr))},
         "state_drift": {
             name: {
@@ -294,7 +303,9 @@ def summary(report: dict[str, Any]) -> str:
     if "long_stream" in report:
         s = report["long_stream"]
         drift = max(d["mean_abs_last_10pct"] for d in s["state_drift"].values()) if s["state_drift"] else 0.0
-        lines.append(f"stream    {s['steps']} steps, no reset: step agreement {s['step_agreement']:.3f}, worst state drift (last 10%) {drift:.4f}")
+        lines.append(f"stream    {s['steps']} steps, no reset: step agreement {s['step_agreement']:.3f}, per-step accuracy "
+                     f"float {s['step_accuracy_reference']:.3f} / converted {s['step_accuracy_converted']:.3f}, "
+                     f"worst state drift (last 10%) {drift:.4f}")
     for layer_rep in report["per_layer"]:
         worst = ", ".join(f"{w['tensor']} ({w['rmse_over_scale']:.2f})" for w in layer_rep["worst"][:3])
         lines.append(f"layers    {layer_rep['graph']}: worst RMSE/scale: {worst}")

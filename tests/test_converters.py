@@ -198,6 +198,8 @@ def test_lstm_stack_int8_streaming_bundle(runs: dict[str, Path], tmp_path: Path)
     vf = _verify(f32)
     assert vf["agreement"] == 1.0 and vf["frame_by_frame"]["max_abs_prob_error"] < 1e-5
     assert vf["long_stream"]["step_agreement"] == 1.0
+    s = vf["long_stream"]  # same predictions -> same per-step accuracy against the labels of the sequences playing
+    assert 0.0 <= s["step_accuracy_reference"] <= 1.0 and s["step_accuracy_converted"] == s["step_accuracy_reference"]
 
 
 def test_gru_int16x8_and_window(runs: dict[str, Path], tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ class FitDefaults:
     monitor: str = "val_accuracy"  # early stopping + best-weights restore watch this
     min_epochs: int = 0  # neither stop nor pick a best epoch before this one (tiny validation sets are noisy)
     clipnorm: float = 0.0  # gradient-norm clipping; 0 = off
+    stream_epochs: int = 0  # carried-state stream fine-tuning after the fit (training.streamfit); 0 = off
 
 
 @dataclass(frozen=True)

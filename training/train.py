@@ -43,6 +43,7 @@ class TrainConfig:
     monitor: str | None = None
     min_epochs: int | None = None
     clipnorm: float | None = None
+    stream_epochs: int | None = None
     seed: int = 0
     distribute: Distribution = Distribution.NONE
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -116,6 +117,9 @@ def train(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise HybridEdgeError(f"{out}: run directory exists and is not empty")
     entry = get_entry(model_name)
+    if config.stream_epochs is not None and config.stream_epochs < 0:
+        raise HybridEdgeError(f"stream_epochs must be >= 0, got {config.stream_epochs}")
+    stream_asked = bool(config.stream_epochs)
     config = config.resolved(entry)
     t0 = time.perf_counter()
     dataset = dataset or load_dataset(dataset_spec)  # numpy/OpenCV only: bad data fails before TensorFlow loads
@@ -157,16 +161,24 @@ def train(
                 x_train, dataset.train.y, validation_data=(x_val, dataset.val.y) if has_val else None,
                 epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=callbacks,
             )
+            stream_history, before_stream = _stream_phase(model, entry, config, stream_asked, (x_train, x_val, x_test), dataset, progress)
             test_loss, test_acc = model.evaluate(x_test, dataset.test.y, verbose=0, batch_size=64)
         progress(f"test accuracy {test_acc:.3f} ({time.perf_counter() - t0:.1f}s)")
+        stream_metrics = _stream_metrics(model, entry, x_test, dataset.test.y)
+        if stream_metrics:
+            progress(f"test stream (no reset, {stream_metrics['steps']} steps): per-step accuracy {stream_metrics['accuracy_per_step']:.3f}")
         model.save(tmp / "model.keras")
         _write_json(tmp / "config.json", {
             "model": model_name,
             "model_config": dataclasses.asdict(model_cfg),
             "train": {**dataclasses.asdict(config), "distribute": config.distribute.value},
+            **({"stream_fit": dataclasses.asdict(_stream_fit_config(config))} if stream_history else {}),
             "dataset": dataset.spec,
         })
-        _write_json(tmp / "history.json", {k: [float(v) for v in vals] for k, vals in history.history.items()})
+        _write_json(tmp / "history.json", {
+            **{k: [float(v) for v in vals] for k, vals in history.history.items()},
+            **({"stream": stream_history} if stream_history else {}),
+        })
         _write_json(tmp / "model_card.json", {
             "model": model_name,
             "labels": list(dataset.label_names),
@@ -184,6 +196,9 @@ def train(
                 "test_accuracy": float(test_acc),
                 "test_loss": float(test_loss),
                 "epochs_run": len(history.history["loss"]),
+                "stream_epochs_run": len(stream_history),
+                **({"test_stream": stream_metrics} if stream_metrics else {}),
+                **({"before_stream_training": before_stream} if before_stream else {}),
                 "train_seconds": round(time.perf_counter() - t0, 2),
             },
             "dataset": dataset.spec,
@@ -203,6 +218,66 @@ def train(
     finally:
         if not is_chief:
             shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _stream_trainable(entry: ModelEntry, model: Any) -> bool:
+    from training.streamfit import carries_state
+
+    return entry.streamable and entry.input_kind.value in ("clip", "sequence") and carries_state(model)
+
+
+def _stream_phase(model: Any, entry: ModelEntry, config: TrainConfig, asked: bool, xs: tuple[np.ndarray, np.ndarray, np.ndarray],
+                  dataset: Dataset, progress: Callable[[str], None]) -> tuple[list[dict[str, float]], dict[str, Any]]:
+    """Carried-state stream fine-tuning (:mod:`training.streamfit`) when ``stream_epochs`` asks for it.
+
+    Returns the per-epoch history and the test metrics measured just before it
+    (so the model card shows what the phase changed).
+
+    Its custom loop runs without a distribution strategy: asked for explicitly
+    with one, it is an error; by a model's default, it is skipped and said so
+    (the card's ``stream_epochs_run`` is 0).
+    """
+    epochs = int(config.stream_epochs or 0)
+    if epochs <= 0 or not _stream_trainable(entry, model):
+        return [], {}
+    if config.distribute is not Distribution.NONE:
+        if asked:
+            raise HybridEdgeError(f"stream training (--stream-epochs) does not run under --distribute {config.distribute.value}")
+        progress(f"stream training skipped: it does not run under --distribute {config.distribute.value}")
+        return [], {}
+    from training.streamfit import stream_fit
+
+    x_train, x_val, x_test = xs
+    _, test_acc = model.evaluate(x_test, dataset.test.y, verbose=0, batch_size=64)
+    before = {"test_accuracy": float(test_acc),
+              "test_stream_accuracy_per_step": _stream_metrics(model, entry, x_test, dataset.test.y)["accuracy_per_step"]}
+    progress(f"before stream training: test accuracy {before['test_accuracy']:.3f}, "
+             f"test stream per-step accuracy {before['test_stream_accuracy_per_step']:.3f}")
+
+    cfg = _stream_fit_config(config)
+    progress(f"stream training: {epochs} epochs, {cfg.batch_size} streams, state carried across clips")
+    return stream_fit(model, x_train, dataset.train.y, cfg, x_val, dataset.val.y, progress), before
+
+
+def _stream_fit_config(config: TrainConfig) -> Any:
+    """The stream phase's settings: its own defaults, with the run's epochs, batch size (streams) and seed."""
+    from training.streamfit import StreamFitConfig
+
+    return StreamFitConfig(epochs=int(config.stream_epochs or 0), batch_size=int(config.batch_size), seed=config.seed)
+
+
+def _stream_metrics(model: Any, entry: ModelEntry, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
+    """Per-step accuracy of the float model on the test clips played as one no-reset stream."""
+    if not _stream_trainable(entry, model):
+        return {}
+    from training.streamfit import build_stream_model, stream_accuracy
+
+    stream = build_stream_model(model)
+    out = stream_accuracy(stream, x_test, np.asarray(y_test))
+    out["order"] = "test split order, no state reset; each step scored against the label of the clip playing"
+    if stream.has_conv_buffer:
+        out["note"] = "causal Conv1D buffer zeroed at each clip start here (the streaming runtime carries it)"
     return out
 
 

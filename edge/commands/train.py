@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="default: the model's")
     p.add_argument("--learning-rate", type=float, default=None, help="default: the model's")
     p.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs (default: the model's)")
+    p.add_argument("--stream-epochs", type=int, default=None, metavar="N",
+                   help="after the fit, fine-tune recurrent models on clip streams with the state carried across clips "
+                        "(no reset) for N epochs; 0 = off (default: the model's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model config override, e.g. units=64x64, cell=gru")
     p.add_argument("--distribute", choices=[d.value for d in Distribution], default="none",
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise HybridEdgeError(f"--set expects KEY=VALUE, got {bad[0]!r}")
     cfg = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience,
-        seed=args.seed, distribute=Distribution(args.distribute), overrides=dict(kv.split("=", 1) for kv in args.set),
+        stream_epochs=args.stream_epochs, seed=args.seed, distribute=Distribution(args.distribute), overrides=dict(kv.split("=", 1) for kv in args.set),
     )
     out = train(args.model, args.dataset, args.out, cfg)
     if out is not None:  # None: a non-chief multi-worker process, which writes nothing

@@ -16,7 +16,11 @@ from dataclasses import dataclass
 
 from edge.errors import HybridEdgeError
 from training.models.cnn import BACKBONES, backbone_features
-from training.registry import register_model
+from training.registry import FitDefaults, register_model
+
+# A camera never resets the recurrent state: after the clip fit, fine-tune on carried-state
+# clip streams (training.streamfit), or the state drifts and predictions stick on a stream.
+_STREAM_FIT = FitDefaults(stream_epochs=10)
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ def build_cnn_rnn(cfg: CnnRnnConfig):
     return keras.Model(clip, out, name=f"cnn_{cfg.cell}")
 
 
-@register_model("cnn_lstm", CnnRnnConfig, "clip")
+@register_model("cnn_lstm", CnnRnnConfig, "clip", fit=_STREAM_FIT)
 def cnn_lstm(cfg: CnnRnnConfig):
     return build_cnn_rnn(cfg)
 
@@ -89,7 +93,7 @@ class CnnGruConfig(CnnRnnConfig):
     cell: str = "gru"
 
 
-@register_model("cnn_gru", CnnGruConfig, "clip")
+@register_model("cnn_gru", CnnGruConfig, "clip", fit=_STREAM_FIT)
 def cnn_gru(cfg: CnnGruConfig):
     return build_cnn_rnn(cfg)
 
