@@ -50,7 +50,7 @@ class ConvertOptions:
     precision: str = "int8"
     calibration_samples: int = 3200
     calibration_stream: float = 0.25  # fraction of calibration steps from a long no-reset stream
-    cell_range_percentile: float = 99.0  # LSTM cell-state calibration range: this percentile of |c| (100: full range)
+    cell_range_percentile: float = 99.5  # LSTM cell-state calibration range: this percentile of |c| (100: full range)
     seed: int = 0
     mode: str = "auto"
     verify: bool = True

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration-samples", type=int, default=3200, help="steps of real data (with real states) for int8 ranges")
     p.add_argument("--calibration-stream", type=float, default=0.25,
                    help="fraction of calibration steps taken from a long no-reset stream (long-stream state ranges)")
-    p.add_argument("--cell-range-percentile", type=float, default=99.0,
+    p.add_argument("--cell-range-percentile", type=float, default=99.5,
                    help="int8 range of LSTM cell states: this percentile of |c| seen in calibration (100: the full range)")
     p.add_argument("--verify-sequences", type=int, default=0, help="test sequences to verify on (0: the whole test split)")
     p.add_argument("--stream-steps", type=int, default=1000, help="length of the no-reset verification stream")
