@@ -80,7 +80,9 @@ def test_ina219_current_times_voltage_and_changing_power(sysfs: Path) -> None:
     meter.interval_s = 0.01
     meter.start()
     time.sleep(0.2)
-    (dev / "curr1_input").write_text("1000\n")  # 5 W now
+    # a sysfs attribute changes atomically (a reader never sees it half written): rename a new file over it
+    (dev / "curr1_input.new").write_text("1000\n")  # 5 W now
+    os.replace(dev / "curr1_input.new", dev / "curr1_input")
     time.sleep(0.2)
     reading = meter.stop()
     assert 2.5 < reading.watts < 5.0
