@@ -377,10 +377,7 @@ class _TensorPath:
             np.copyto(self.state_in[name], value)
 
     def _encode_into(self, frame: np.ndarray, source_color: str) -> None:
-        if self.shift is not None and frame.shape == self.frame_shape and source_color == self.color \
-                and frame.dtype == _UINT8:  # model-sized frame, byte-shift table
-            np.add(frame, self.shift, out=self.frame_bytes)
-            return
+        """Any frame into the input buffer: resize, colour order, then the table (``step`` inlines the common case)."""
         h, w = self.size
         if frame.ndim == 2:
             frame = np.repeat(frame[:, :, None], self.channels, axis=2)
