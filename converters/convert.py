@@ -268,21 +268,23 @@ def _first_load(path: Path, delegate: str, what: str, file: str) -> tuple[Any, s
 def _first_line(text: str) -> str:
     """One readable line from interpreter errors (XNNPACK repeats its message without separators)."""
     line = text.strip().splitlines()[0] if text.strip() else ""
-    for repeated in ("failed to create XNNPACK runtime",):
-        while repeated + repeated in line:
-            line = line.replace(repeated + repeated, repeated)
-        line = line.replace(repeated + "Node", repeated + "; node")
-    return line
+    repeated = "failed to create XNNPACK runtime"
+    while repeated + repeated in line:
+        line = line.replace(repeated + repeated, repeated)
+    return line.replace(repeated + "Node", repeated + "; node")
 
 
 def _write_golden(out_dir: Path, graph_specs: list[dict[str, Any]], item: np.ndarray, kind: str, delegate: str) -> None:
     """A golden input/output pair per graph (first frame, zero state) for an on-board self-test.
 
     Graphs are chained as the runtime chains them: a head's ``features`` input is
-    the front end's output, moved into the head's encoding. One graph stores
-    ``in_<name>``/``out_<name>``; several store ``g<i>_in_<name>``/``g<i>_out_<name>``.
+    the front end's output, moved into the head's encoding. Keys: see
+    :func:`edge.bundle.golden_prefix`. Every graph is loaded again with the
+    bundle's final delegate (a later graph may have switched it to ``none``), so
+    the pair is what the runtime will compute.
     """
     from edge import adapters
+    from edge.bundle import golden_prefix
     from edge.interpreter import make_interpreter
 
     arrays: dict[str, np.ndarray] = {}
@@ -302,7 +304,7 @@ def _write_golden(out_dir: Path, graph_specs: list[dict[str, Any]], item: np.nda
         outs = runner(**feeds)
         first = next(o for o in graph["outputs"] if o["role"] in ("features", "probabilities"))
         features = (outs[first["name"]], {"dtype": first["dtype"], "quantization": first["quantization"]})
-        prefix = f"g{i}_" if len(graph_specs) > 1 else ""
+        prefix = golden_prefix(i, len(graph_specs))
         arrays.update({f"{prefix}in_{k}": v for k, v in feeds.items()})
         arrays.update({f"{prefix}out_{k}": v for k, v in outs.items()})
     np.savez(out_dir / "golden.npz", **arrays)

@@ -67,7 +67,7 @@ _INT8_KERNEL_OPS = ("SPLIT", "SPLIT_V", "CONCATENATION", "RESHAPE", "STRIDED_SLI
 
 
 def _quantizer_skipped_op(message: str) -> bool:
-    """An op TFLite has integer kernels for was left float: the quantizer's order-dependent miss."""
+    """An op TFLite has integer kernels for was left float: the quantizer's run-to-run miss."""
     return any(f"op {op} has no integer kernel here" in message for op in _INT8_KERNEL_OPS)
 
 

@@ -36,6 +36,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def golden_prefix(graph: int, graphs: int) -> str:
+    """Key prefix of a graph's arrays in ``golden.npz``: none for one graph, ``g<i>_`` for several.
+
+    The arrays are ``<prefix>in_<input name>`` and ``<prefix>out_<output name>``.
+    """
+    return f"g{graph}_" if graphs > 1 else ""
+
+
 def check_tflite_header(path: Path) -> None:
     """Cheap structural checks of a TFLite flatbuffer: identifier and root offset."""
     size = path.stat().st_size

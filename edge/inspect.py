@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.analysis import analyze_graph, format_analysis
-from edge.bundle import Bundle, read_bundle
+from edge.bundle import Bundle, golden_prefix, read_bundle
 from edge.errors import BundleError
 from edge.interpreter import make_interpreter
 
@@ -21,7 +21,7 @@ def self_test(bundle: Bundle) -> str:
     worst = 0.0
     with np.load(golden_path) as golden:
         for i, graph in enumerate(bundle.graphs):
-            prefix = f"g{i}_" if len(bundle.graphs) > 1 else ""
+            prefix = golden_prefix(i, len(bundle.graphs))
             feeds = {k[len(prefix) + 3:]: golden[k] for k in golden.files if k.startswith(prefix + "in_")}
             expected = {k[len(prefix) + 4:]: golden[k] for k in golden.files if k.startswith(prefix + "out_")}
             if not feeds or not expected:
