@@ -1,5 +1,5 @@
 """`python -m edge` is the `hybrid-edge` command."""
 
-from edge.cli import main
+from edge.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from types import ModuleType
+from typing import NoReturn
 
 import edge.commands
 from edge.errors import HybridEdgeError
@@ -47,5 +49,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def finish(code: int) -> NoReturn:
+    """Exit with ``code``; skip interpreter finalization if a reader thread is stuck inside OpenCV.
+
+    Finalizing would end that thread with a forced unwind through C++ frames and
+    abort the process (exit -6 after a clean one-line ``camera_lost``).
+    """
+    sources = sys.modules.get("edge.sources")
+    if sources is not None and sources.stuck_native_readers():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
+
+
+def entry() -> NoReturn:
+    """The ``hybrid-edge`` console script and ``python -m edge``."""
+    finish(main())
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

@@ -4,6 +4,9 @@
 class HybridEdgeError(Exception):
     """Base class: an expected failure with a message meant for the user."""
 
+    #: what a long-running command measured before it failed (``hybrid-edge run`` prints it, then the error)
+    partial: dict | None = None
+
 
 class BundleError(HybridEdgeError):
     """A bundle is missing, incomplete, tampered with or not a valid model."""

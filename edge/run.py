@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from edge.bundle import Bundle, read_bundle
-from edge.errors import BackendError, BundleError
+from edge.errors import BackendError, BundleError, HybridEdgeError
 from edge.measure.latency import STAGES, StreamLatency, throughput
 from edge.smoothing import make_smoother
 from edge.sources import FrameSource, SourceOptions, make_reader
@@ -86,6 +86,11 @@ def run_stream(
     """Run ``session`` on frames from a started ``source`` until it ends or ``max_frames``.
 
     Returns the summary dictionary (also what ``--json-log``'s last line holds).
+
+    Raises:
+        HybridEdgeError: the source or the model failed mid-stream (``camera_lost``,
+            a truncated file); its ``partial`` holds the summary up to that frame
+            (with ``error`` set), so a long run's measurements are never lost.
     """
     from edge.measure.board import platform_info
     from edge.measure.energy import make_meter
@@ -99,6 +104,7 @@ def run_stream(
     last_index = -1
     frames = 0
     resets_before = session.resets
+    error: HybridEdgeError | None = None
     t_begin = time.perf_counter()
     meter.start()
     try:
@@ -141,6 +147,8 @@ def run_stream(
             frames += 1
             if options.max_frames and frames >= options.max_frames:
                 break
+    except HybridEdgeError as exc:
+        error = exc
     finally:
         reading = meter.stop()
         wall = time.perf_counter() - t_begin
@@ -167,12 +175,17 @@ def run_stream(
         "tensorflow_imported": "tensorflow" in sys.modules,
         "opencv_imported": "cv2" in sys.modules,
     }
+    if error is not None:
+        summary["error"] = str(error)
+        error.partial = summary
+        raise error
     return summary
 
 
 def format_summary(s: dict[str, Any]) -> str:
     """The human-readable summary ``hybrid-edge run`` prints at the end."""
-    lines = [
+    lines = [f"stopped early: {s['error']}"] if s.get("error") else []
+    lines += [
         f"frames {s['frames']} in {s['seconds']:.2f} s ({s['fps']:.1f} fps), dropped {s['dropped']} "
         f"({100 * s['drop_rate']:.1f} %), resets {s['resets']}, reconnects {s['reconnects']}",
         f"{'latency ms, ' + str(s['warmup_frames']) + ' warm-up frames excluded':<40}"

@@ -9,9 +9,14 @@ the device itself, only on the queue:
 * offline sources (video file, image directory, stdin) block the reader instead,
   so every frame is processed (``policy`` overrides either default);
 * when no frame arrives for ``stall_timeout_s`` the consumer raises
-  :class:`CameraLost` — a hung read can never hang the runtime;
-* a live source whose read fails reconnects with exponential backoff; frames
-  after a reconnect carry a new ``generation`` so the session resets its state;
+  :class:`CameraLost` — a hung read can never hang the runtime (a network
+  read gives up a second later, so a silent stream is ``camera_lost`` at the
+  stall timeout, every time);
+* a live source whose read fails (connection closed or refused: a camera that
+  rebooted, a server restarted) reconnects with exponential backoff; the stall
+  timer waits for the reconnect, which ends within its own budget (attempts x
+  (backoff + open timeout)) in a new stream or :class:`CameraLost`; frames after
+  a reconnect carry a new ``generation`` so the session resets its state;
 * a file source ends cleanly at EOF, and a video that ends before its declared
   frame count (truncated/corrupt) ends with a :class:`~edge.errors.DataError`.
 
@@ -110,12 +115,17 @@ class CaptureReader:
     """OpenCV ``VideoCapture``: camera index, video file or network URL."""
 
     color = "bgr"
+    native = True  # reads block inside OpenCV (see :func:`stuck_native_readers`)
 
     def __init__(self, target: int | str, live: bool, timeout_s: float = 5.0):
         self.target = target
         self.live = live
         self.name = f"camera {target}" if isinstance(target, int) else str(target)
+        self.timeout_s = timeout_s  # opening a stream
         self.timeout_ms = int(timeout_s * 1000)
+        # a read outlasts the consumer's stall timer (the same timeout_s) by half a second: a silent stream
+        # is camera_lost, deterministically, and the read then returns within FrameSource.close()'s join
+        self.read_timeout_ms = self.timeout_ms + 500
         self._cap: Any = None
         self.expected_frames = 0
         self.frames = 0
@@ -125,7 +135,7 @@ class CaptureReader:
         if isinstance(self.target, str) and not self.live and not Path(self.target).is_file():
             raise DataError(f"{self.target}: video file not found")
         if isinstance(self.target, str) and self.live:
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.timeout_ms]
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.read_timeout_ms]
             cap = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, params)
         else:
             cap = cv2.VideoCapture(self.target)
@@ -150,7 +160,7 @@ class CaptureReader:
             if self.live and self.expected_frames and self.frames >= self.expected_frames:
                 return None  # a finite stream (e.g. a file over HTTP) ended
             if self.live:
-                raise ConnectionError(f"{self.name}: read failed")
+                raise ConnectionError("read failed: the stream closed or timed out")
             if self.expected_frames and self.frames < self.expected_frames:
                 raise DataError(
                     f"{self.name}: video ended after {self.frames} of {self.expected_frames} frames "
@@ -314,7 +324,7 @@ class SyntheticReader:
             threading.Event().wait()  # a device that never answers again
         if s.fail_every and self._n and self._n % s.fail_every == 0 and self._failed_at != self._n:
             self._failed_at = self._n  # fail once at this frame; the retry after reconnect succeeds
-            raise ConnectionError("synthetic: simulated link failure")
+            raise ConnectionError("simulated link failure")
         if s.fps > 0:
             self._next += 1.0 / s.fps
             delay = self._next - time.perf_counter()
@@ -349,6 +359,8 @@ class FrameSource:
     def __init__(self, reader: Reader, options: SourceOptions = SourceOptions()):
         if options.queue_size < 1:
             raise DataError("queue size must be >= 1")
+        if options.reconnect_attempts < 0:
+            raise DataError("reconnect attempts must be >= 0")
         self.reader = reader
         self.options = options
         policy = options.policy if options.policy != "auto" else ("latest" if reader.live else "block")
@@ -365,6 +377,8 @@ class FrameSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._generation = 0
+        self._reconnect_until: float | None = None  # monotonic end of the reconnect budget while reconnecting
+        self._reconnected_at = float("-inf")  # monotonic time the last reconnect ended
 
     @property
     def name(self) -> str:
@@ -390,7 +404,11 @@ class FrameSource:
         self.close()
 
     def close(self) -> None:
-        """Stop the reader thread (a read blocked in the device is abandoned: daemon thread)."""
+        """Stop the reader thread; a read still blocked in the device after a second is abandoned.
+
+        The abandoned thread is a daemon. If it sits inside OpenCV, the process
+        must not finalize normally (see :func:`stuck_native_readers`).
+        """
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
@@ -398,6 +416,8 @@ class FrameSource:
             self._thread.join(timeout=1.0)
             if not self._thread.is_alive():
                 self.reader.close()
+            elif getattr(self.reader, "native", False):
+                _stuck_readers.append(self.name)
 
     def _put(self, frame: Frame) -> None:
         with self._cond:
@@ -410,22 +430,38 @@ class FrameSource:
             self._queue.append(frame)
             self._cond.notify_all()
 
+    def reconnect_budget(self) -> float:
+        """Seconds a full reconnect may take: every backoff delay plus an open timeout per attempt."""
+        first, cap = self.options.backoff_s
+        delays = [min(cap, first * 2**i) for i in range(self.options.reconnect_attempts)]
+        open_timeout = float(getattr(self.reader, "timeout_s", self.options.stall_timeout_s))
+        return sum(delays) + self.options.reconnect_attempts * open_timeout + 1.0
+
     def _reconnect(self, reason: BaseException) -> None:
+        """Reopen the reader with exponential backoff; the consumer's stall timer waits meanwhile."""
         first, cap = self.options.backoff_s
         delay = first
-        for _ in range(self.options.reconnect_attempts):
-            if self._stop.wait(delay):
+        with self._cond:
+            self._reconnect_until = time.monotonic() + self.reconnect_budget()
+        try:
+            for _ in range(self.options.reconnect_attempts):
+                if self._stop.wait(delay):
+                    return
+                self.reader.close()
+                try:
+                    self.reader.open()
+                except (DataError, ConnectionError, OSError):
+                    delay = min(cap, delay * 2)
+                    continue
+                self.reconnects += 1
+                self._generation += 1
                 return
-            self.reader.close()
-            try:
-                self.reader.open()
-            except (DataError, ConnectionError, OSError):
-                delay = min(cap, delay * 2)
-                continue
-            self.reconnects += 1
-            self._generation += 1
-            return
-        raise CameraLost(f"{self.name}: lost ({reason}); {self.options.reconnect_attempts} reconnect attempts failed")
+            raise CameraLost(f"{self.name}: lost ({reason}); {self.options.reconnect_attempts} reconnect attempts failed")
+        finally:
+            with self._cond:
+                self._reconnect_until = None
+                self._reconnected_at = time.monotonic()
+                self._cond.notify_all()  # the consumer restarts its stall timer from now
 
     def _run(self) -> None:
         index = 0
@@ -459,16 +495,24 @@ class FrameSource:
             CameraLost: nothing arrived within ``stall_timeout_s``.
             DataError: the reader failed (corrupt file, bad stdin header...).
         """
-        deadline = time.monotonic() + self.options.stall_timeout_s
+        stall = self.options.stall_timeout_s
+        deadline = time.monotonic() + stall
         with self._cond:
             while not self._queue:
                 if self._eof:
                     if self._error is not None:
                         raise self._error
                     return None
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise CameraLost(f"{self.name}: no frame for {self.options.stall_timeout_s:g} s (camera_lost)")
+                now = time.monotonic()
+                if self._reconnect_until is not None:  # the reader is reopening the source: wait for it
+                    remaining = self._reconnect_until - now
+                    if remaining <= 0:
+                        raise CameraLost(f"{self.name}: reconnect did not finish within {self.reconnect_budget():.1f} s (camera_lost)")
+                else:
+                    deadline = max(deadline, self._reconnected_at + stall)  # a reopened stream gets a full timeout
+                    remaining = deadline - now
+                    if remaining <= 0:
+                        raise CameraLost(f"{self.name}: no frame for {stall:g} s (camera_lost)")
                 self._cond.wait(remaining)
             frame = self._queue.popleft()
             self._cond.notify_all()
@@ -481,6 +525,20 @@ class FrameSource:
     @property
     def queued(self) -> int:
         return len(self._queue)
+
+
+_stuck_readers: list[str] = []
+
+
+def stuck_native_readers() -> list[str]:
+    """Sources whose reader thread :meth:`FrameSource.close` abandoned inside a native (OpenCV) read.
+
+    Python's finalization ends daemon threads with a forced unwind; through
+    OpenCV's C++ frames that aborts the process (``terminate called without an
+    active exception``). A program that sees a name here should flush its output
+    and leave with ``os._exit`` — ``hybrid-edge`` does (:func:`edge.cli.entry`).
+    """
+    return list(_stuck_readers)
 
 
 def make_reader(spec: str, frame_size: tuple[int, int] = (48, 48), timeout_s: float = 5.0) -> Reader:
@@ -514,4 +572,5 @@ def open_source(spec: str, frame_size: tuple[int, int] = (48, 48), options: Sour
 __all__ = [
     "CameraLost", "CaptureReader", "Frame", "FrameSource", "ImageDirReader", "Reader", "SourceOptions",
     "StdinReader", "SyntheticReader", "SyntheticSpec", "camera_lost", "make_reader", "open_source",
+    "stuck_native_readers",
 ]

@@ -121,6 +121,14 @@ def test_live_source_reconnects_with_new_generation() -> None:
     assert src.reconnects == 2 and gens == [0] * 10 + [1] * 10 + [2] * 10
 
 
+def test_reconnect_slower_than_the_stall_timeout_is_waited_for() -> None:
+    """A reconnect in progress holds the stall timer; the reopened stream then gets a full timeout."""
+    opts = SourceOptions(policy="block", stall_timeout_s=0.2, backoff_s=(0.5, 0.5))
+    with open_source("synthetic:frames=6,fail_every=3", options=opts) as src:
+        gens = [f.generation for f in src]
+    assert gens == [0, 0, 0, 1, 1, 1] and src.reconnects == 1
+
+
 def test_bad_specs_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such file"):
         make_reader(str(tmp_path / "missing.mp4"))
@@ -130,6 +138,8 @@ def test_bad_specs_are_clear_errors(tmp_path: Path) -> None:
         make_reader("synthetic:colour=red")
     with pytest.raises(DataError, match="cannot open"):
         open_source("rtsp://127.0.0.1:9/none", options=SourceOptions(stall_timeout_s=2.0))
+    with pytest.raises(DataError, match="reconnect attempts must be >= 0"):
+        FrameSource(make_reader("synthetic:"), SourceOptions(reconnect_attempts=-1))
 
 
 def test_http_url_source(tmp_path: Path) -> None:

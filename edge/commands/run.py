@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 NAME = "run"
 ORDER = 25
@@ -33,12 +34,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queue", type=int, default=2, help="frame queue length (default 2)")
     p.add_argument("--policy", choices=("auto", "latest", "block"), default="auto",
                    help="full queue: drop the oldest frame (latest), wait (block); auto = latest for live sources")
-    p.add_argument("--stall-timeout", type=float, default=5.0, help="seconds without a frame before camera_lost")
+    p.add_argument("--stall-timeout", type=float, default=5.0,
+                   help="seconds without a frame before camera_lost (also the network open timeout)")
+    p.add_argument("--reconnect-attempts", type=int, default=5,
+                   help="live sources: reopen attempts (backoff 0.2 s doubling to 5 s) before camera_lost")
     p.add_argument("--warmup", type=int, default=5, help="frames excluded from latency statistics")
     p.add_argument("--summary-json", type=Path, help="write the summary as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.errors import HybridEdgeError
     from edge.run import RunOptions, format_summary, run_bundle
     from edge.sources import SourceOptions
 
@@ -46,10 +51,20 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads, delegate=args.delegate, max_frames=args.max_frames, smooth=args.smooth,
         json_log=args.json_log, reset_gap_ms=args.reset_gap_ms, meter=args.meter, isolate=args.isolate, self_test=args.self_test,
         warmup=args.warmup,
-        source=SourceOptions(queue_size=args.queue, policy=args.policy, stall_timeout_s=args.stall_timeout),
+        source=SourceOptions(queue_size=args.queue, policy=args.policy, stall_timeout_s=args.stall_timeout,
+                             reconnect_attempts=args.reconnect_attempts),
     )
-    summary = run_bundle(args.bundle, args.source, options, out=sys.stdout)
-    print(format_summary(summary))
-    if args.summary_json:
-        args.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
+    try:
+        summary = run_bundle(args.bundle, args.source, options, out=sys.stdout)
+    except HybridEdgeError as exc:
+        if exc.partial is not None:  # what was measured before the failure, then the one-line error
+            _report(exc.partial, args.summary_json, format_summary)
+        raise
+    _report(summary, args.summary_json, format_summary)
     return 0
+
+
+def _report(summary: dict, path: Path | None, format_summary: Callable[[dict], str]) -> None:
+    print(format_summary(summary), flush=True)
+    if path:
+        path.write_text(json.dumps(summary, indent=2) + "\n")
