@@ -161,3 +161,47 @@ def test_http_url_source(tmp_path: Path) -> None:
         assert src.live and len(frames) == 24 and src.reconnects == 0
     finally:
         server.shutdown()
+
+
+def test_http_mjpeg_camera_streams_and_reconnects_when_dropped() -> None:
+    """A live multipart/x-mixed-replace JPEG stream (what many IP cameras serve) that drops the link every 15 frames."""
+    import http.server
+    import threading
+
+    import cv2
+
+    class MjpegCamera(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for i in range(15):
+                img = np.zeros((48, 64, 3), np.uint8)
+                img[:, (i * 4) % 64:(i * 4) % 64 + 8] = 255
+                jpg = cv2.imencode(".jpg", img)[1].tobytes()
+                try:
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg) + jpg + b"\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+                time.sleep(1 / 60)
+            self.close_connection = True  # the link drops; a camera keeps streaming to a reconnecting client
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), MjpegCamera)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg"
+    try:
+        opts = SourceOptions(policy="block", queue_size=64, stall_timeout_s=5, backoff_s=(0.05, 0.1))
+        with open_source(url, options=opts) as src:
+            frames = []
+            for frame in src:
+                frames.append(frame)
+                if len(frames) == 30:
+                    break
+        assert src.live and src.reconnects >= 1
+        assert frames[0].image.shape == (48, 64, 3) and frames[0].generation == 0
+        assert frames[-1].generation >= 1  # the stream after the drop is a new one (the session resets)
+    finally:
+        server.shutdown()
