@@ -85,7 +85,7 @@ def run_stream(
 ) -> dict[str, Any]:
     """Run ``session`` on frames from a started ``source`` until it ends or ``max_frames``.
 
-    Returns the summary dictionary (also what ``--json-log``'s last line holds).
+    Returns the summary dictionary (what ``--summary-json`` writes; ``--json-log`` holds only per-frame objects).
 
     Raises:
         HybridEdgeError: the source or the model failed mid-stream (``camera_lost``,
