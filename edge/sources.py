@@ -10,8 +10,8 @@ the device itself, only on the queue:
   so every frame is processed (``policy`` overrides either default);
 * when no frame arrives for ``stall_timeout_s`` the consumer raises
   :class:`CameraLost` — a hung read can never hang the runtime (a network
-  read gives up a second later, so a silent stream is ``camera_lost`` at the
-  stall timeout, every time);
+  read gives up half a second later, so a silent stream is ``camera_lost`` at
+  the stall timeout, every time);
 * a live source whose read fails (connection closed or refused: a camera that
   rebooted, a server restarted) reconnects with exponential backoff; the stall
   timer waits for the reconnect, which ends within its own budget (attempts x
@@ -430,28 +430,32 @@ class FrameSource:
             self._queue.append(frame)
             self._cond.notify_all()
 
+    def _backoff_delays(self) -> list[float]:
+        """The wait before each reconnect attempt: the first delay, doubling up to the cap."""
+        first, cap = self.options.backoff_s
+        delays, delay = [], first
+        for _ in range(self.options.reconnect_attempts):
+            delays.append(delay)
+            delay = min(cap, delay * 2)
+        return delays
+
     def reconnect_budget(self) -> float:
         """Seconds a full reconnect may take: every backoff delay plus an open timeout per attempt."""
-        first, cap = self.options.backoff_s
-        delays = [min(cap, first * 2**i) for i in range(self.options.reconnect_attempts)]
         open_timeout = float(getattr(self.reader, "timeout_s", self.options.stall_timeout_s))
-        return sum(delays) + self.options.reconnect_attempts * open_timeout + 1.0
+        return sum(self._backoff_delays()) + self.options.reconnect_attempts * open_timeout + 1.0
 
     def _reconnect(self, reason: BaseException) -> None:
         """Reopen the reader with exponential backoff; the consumer's stall timer waits meanwhile."""
-        first, cap = self.options.backoff_s
-        delay = first
         with self._cond:
             self._reconnect_until = time.monotonic() + self.reconnect_budget()
         try:
-            for _ in range(self.options.reconnect_attempts):
+            for delay in self._backoff_delays():
                 if self._stop.wait(delay):
                     return
                 self.reader.close()
                 try:
                     self.reader.open()
                 except (DataError, ConnectionError, OSError):
-                    delay = min(cap, delay * 2)
                     continue
                 self.reconnects += 1
                 self._generation += 1

@@ -53,10 +53,9 @@ class Camera:
 
 @pytest.fixture()
 def camera() -> Iterator[Camera]:
-    cams = [Camera()]
-    yield cams[0]
-    for cam in cams:
-        cam.kill()
+    cam = Camera()
+    yield cam
+    cam.kill()
 
 
 def _cli(bundle: Path, url: str, *args: str) -> subprocess.Popen:

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable
 
 NAME = "run"
 ORDER = 25
@@ -44,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge.errors import HybridEdgeError
-    from edge.run import RunOptions, format_summary, run_bundle
+    from edge.run import RunOptions, run_bundle
     from edge.sources import SourceOptions
 
     options = RunOptions(
@@ -58,13 +57,15 @@ def run(args: argparse.Namespace) -> int:
         summary = run_bundle(args.bundle, args.source, options, out=sys.stdout)
     except HybridEdgeError as exc:
         if exc.partial is not None:  # what was measured before the failure, then the one-line error
-            _report(exc.partial, args.summary_json, format_summary)
+            _report(exc.partial, args.summary_json)
         raise
-    _report(summary, args.summary_json, format_summary)
+    _report(summary, args.summary_json)
     return 0
 
 
-def _report(summary: dict, path: Path | None, format_summary: Callable[[dict], str]) -> None:
+def _report(summary: dict, path: Path | None) -> None:
+    from edge.run import format_summary
+
     print(format_summary(summary), flush=True)
     if path:
         path.write_text(json.dumps(summary, indent=2) + "\n")
