@@ -20,6 +20,10 @@ from edge.errors import BundleError
 from edge.preprocess import Preprocessing
 
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.json.sig"  # SSHSIG over the exact bytes of manifest.json (hybrid-edge sign)
+SIGNATURE_NAMESPACE = "hybrid-edge-bundle"
+GOLDEN = "golden.npz"
+VERIFY_REPORT = "verify.json"
 FORMAT = "hybrid-edge-bundle"
 FORMAT_VERSION = 1
 TFLITE_IDENTIFIER = b"TFL3"
@@ -34,6 +38,11 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def manifest_sha256(path: str | Path) -> str:
+    """The identity of a bundle: sha256 of its ``manifest.json`` bytes (which pin every file's sha256)."""
+    return sha256_file(Path(path) / MANIFEST)
 
 
 def golden_prefix(graph: int, graphs: int) -> str:
