@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from edge.rundir import RunDir
 
 SHAPES = "synthetic-shapes:classes=6,size=112,images=200,seed=0"
 IMAGE_MODELS = (("mobilenet_v1", ()), ("mobilenet_v2", ()), ("mobilenet_v3_small", ()),
@@ -64,10 +65,9 @@ def convert(run: Path, out: Path, precision: str, mode: str | None = None, verif
 
 
 def train(out: Path, *args: str) -> Path:
-    if not (out / "model.keras").is_file():
+    if not RunDir(out).model.is_file():
         cli("train", *args, "--out", str(out), quiet=True)
-        card = json.loads((out / "model_card.json").read_text())
-        print(f"trained {out}: test accuracy {card['metrics']['test_accuracy']:.3f}")
+        print(f"trained {out}: test accuracy {RunDir(out).card().metrics.test_accuracy:.3f}")
     return out
 
 

@@ -25,7 +25,8 @@ from edge.evaluate import ItemStepper, predict
 from edge.measure.energy import make_meter
 from edge.measure.latency import percentiles
 from edge.metrics import classification_scores
-from edge.streaming import Mode, StreamingSession
+from edge.bundle import Mode
+from edge.streaming import StreamingSession
 
 
 def _rss_mb() -> float:
@@ -80,7 +81,7 @@ def input_stream(stepper: ItemStepper, request: dict[str, Any]) -> tuple[list[np
         h, w = session.bundle.preprocessing.size
         channels = spec.shape[-1]
         pool = [rng.integers(0, 256, size=(h, w, channels), dtype=np.uint8) for _ in range(32)]
-    frames = int(session.bundle.manifest.get("window", {}).get("frames", 16))
+    frames = session.bundle.window.frames
     starts = [i % frames == 0 for i in range(len(pool))] if session.mode is Mode.STREAMING else [False] * len(pool)
     return pool, starts
 
@@ -133,11 +134,11 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
         p50s.append(float(np.percentile(rep_e2e, 50)))
     result: dict[str, Any] = {
         "path": str(bundle.path),
-        "name": bundle.manifest.get("name"),
+        "name": bundle.name,
         "precision": bundle.precision,
         "mode": session.mode.value,
-        "source_model_sha256": bundle.manifest.get("source", {}).get("model_sha256"),
-        "window_frames": bundle.manifest.get("window", {}).get("frames"),
+        "source_model_sha256": bundle.source.model_sha256,
+        "window_frames": bundle.window.frames,
         "threads": int(request["threads"]),
         "backend": session.backend,
         "delegate": delegate_report(session, request.get("delegate") or bundle.delegate),

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import HybridEdgeError
+from edge.bundle import VERIFY_REPORT, read_bundle
+from edge.rundir import RunDir
 
 TARGETS = {"agreement": 0.97, "accuracy_points": 0.02, "size_ratio": 0.30, "stream_agreement": 0.98, "size_params": 100_000}
 
@@ -76,7 +78,7 @@ def cases(seed: int, only: list[str] | None = None) -> list[Case]:
 def _params(run_dir: Path) -> int:
     import keras
 
-    return int(keras.saving.load_model(run_dir / "model.keras", safe_mode=True).count_params())
+    return int(keras.saving.load_model(RunDir(run_dir).model, safe_mode=True).count_params())
 
 
 def run_case(case: Case, out: Path, seed: int, calibration: int, fresh: bool) -> dict[str, Any]:
@@ -87,12 +89,12 @@ def run_case(case: Case, out: Path, seed: int, calibration: int, fresh: bool) ->
 
     run_dir = out / "runs" / case.name
     t0 = time.perf_counter()
-    if not (run_dir / "model_card.json").is_file():
+    if not RunDir(run_dir).card_path.is_file():
         train(case.model, case.dataset, run_dir, TrainConfig(epochs=case.epochs, patience=case.patience, seed=seed, overrides=case.overrides),
               progress=lambda m: print(f"  {case.name}: {m}", flush=True))
-    card = json.loads((run_dir / "model_card.json").read_text())
-    row: dict[str, Any] = {"case": case.name, "model": case.model, "mode": case.mode, "dataset": card["dataset"], "params": _params(run_dir),
-                           "keras_test_accuracy": card["metrics"]["test_accuracy"], "train_s": round(time.perf_counter() - t0, 1),
+    card = RunDir(run_dir).card()
+    row: dict[str, Any] = {"case": case.name, "model": case.model, "mode": case.mode, "dataset": card.dataset, "params": _params(run_dir),
+                           "keras_test_accuracy": card.metrics.test_accuracy, "train_s": round(time.perf_counter() - t0, 1),
                            "bundles": {}}
     for precision in case.precisions:
         bundle = out / "bundles" / f"{case.name}-{precision}"
@@ -100,11 +102,10 @@ def run_case(case: Case, out: Path, seed: int, calibration: int, fresh: bool) ->
         try:
             if fresh and bundle.exists():
                 shutil.rmtree(bundle)
-            if not (bundle / "verify.json").is_file():
+            if not (bundle / VERIFY_REPORT).is_file():
                 convert_run(run_dir, bundle, ConvertOptions(precision, calibration_samples=calibration, seed=seed, mode=case.mode))
-            verify = json.loads((bundle / "verify.json").read_text())
-            manifest = json.loads((bundle / "manifest.json").read_text())
-            size = sum(manifest["files"][g["file"]]["size"] for g in manifest["graphs"])
+            verify = json.loads((bundle / VERIFY_REPORT).read_text())
+            size = read_bundle(bundle).size_bytes()
             row["bundles"][precision] = {"size_bytes": size, "convert_s": round(time.perf_counter() - t1, 1), "verify": verify}
         except HybridEdgeError as exc:
             row["bundles"][precision] = {"error": str(exc)}

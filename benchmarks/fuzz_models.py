@@ -89,25 +89,22 @@ def classify(rc: int, err: str) -> str:
 
 def drive(bundle: Path, seed: int, start: int, trials: int, isolate: bool = True, self_test: bool = False) -> None:
     """Driver: run trials ``start..trials-1`` in this process, one JSON line each."""
-    from edge.bundle import read_bundle, sha256_file
+    from edge.bundle import MODEL_FILE, load_manifest, read_bundle, write_manifest
     from edge.cli import main as cli
 
-    original = bundle / "model.tflite"
+    original = bundle / MODEL_FILE
     data = original.read_bytes()
     structure = _structure_ranges(data)
     h, w = read_bundle(bundle).preprocessing.size
-    manifest = json.loads((bundle / "manifest.json").read_text())
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(start, trials):
             rng = np.random.default_rng([seed, i])
             mutant, kind, rehash = mutate(data, structure, rng)
             target = Path(tmp) / f"m{i}"
             shutil.copytree(bundle, target)
-            (target / "model.tflite").write_bytes(mutant)
-            m = json.loads(json.dumps(manifest))
-            if rehash:
-                m["files"]["model.tflite"] = {"sha256": sha256_file(target / "model.tflite"), "size": len(mutant)}
-            (target / "manifest.json").write_text(json.dumps(m))
+            (target / MODEL_FILE).write_bytes(mutant)
+            if rehash:  # a damaged file whose manifest was re-signed to match: the structure checks must catch it
+                write_manifest(target, load_manifest(target))
             print(json.dumps({"begin": i}), flush=True)
             out, err = io.StringIO(), io.StringIO()
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

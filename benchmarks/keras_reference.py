@@ -8,22 +8,21 @@ subprocess so TensorFlow is never imported by the runtime process.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from edge.rundir import RunDir
 
 
 def reference_probs(run_dir: Path, clips: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
     """Predict with the float model; variable-length items (front-padded) run one by one on their real steps."""
     import keras
 
-    from training.train import to_float
-
-    card = json.loads((run_dir / "model_card.json").read_text())
-    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
-    x = to_float(clips, card["preprocessing"])
+    run = RunDir(run_dir)
+    model = keras.saving.load_model(run.model, safe_mode=True)
+    x = run.card().preprocessing.normalize(clips)
     time_dim = model.inputs[0].shape[1] if len(model.inputs[0].shape) > 2 else None
     variable = lengths is not None and len(model.inputs[0].shape) == 3 and time_dim is None
     if variable:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import HybridEdgeError
+from edge.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     from converters.convert import ConvertOptions
     from converters.isolate import convert_run
     from training.data import load_dataset
-    from training.train import TrainConfig, to_float, train
+    from training.train import TrainConfig, train
 
     t0 = time.perf_counter()
     out = cfg.out
@@ -71,8 +72,8 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
 
     import keras
 
-    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
-    x_test = to_float(dataset.test.x, dataset.preprocessing)
+    model = keras.saving.load_model(RunDir(run_dir).model, safe_mode=True)
+    x_test = dataset.preprocessing.normalize(dataset.test.x)
     reference = model.predict(x_test, batch_size=64, verbose=0)
     float_keras_acc = float(np.mean(reference.argmax(1) == dataset.test.y))
     clips_path = out / "data" / "test.npz"

@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edge.bundle import VERIFY_REPORT
+from edge.rundir import RunDir
+
 
 def run_variant(case: Any, variant: str, out: Path, seed: int) -> dict[str, Any]:
     """Train (or reuse) one variant of ``case``, convert it to int8 (or reuse), collect the numbers."""
@@ -29,20 +32,20 @@ def run_variant(case: Any, variant: str, out: Path, seed: int) -> dict[str, Any]
     from training.train import TrainConfig, train
 
     run = out / "runs" / f"{case.name}-{variant}"
-    if not (run / "model_card.json").is_file():
+    if not RunDir(run).card_path.is_file():
         cfg = TrainConfig(epochs=case.epochs, patience=case.patience, seed=seed, overrides=case.overrides,
                           stream_epochs=0 if variant == "clip" else None)
         train(case.model, case.dataset, run, cfg, progress=lambda m: print(f"  {case.name}-{variant}: {m}", flush=True))
     bundle = out / "bundles" / f"{case.name}-{variant}-int8"
-    if not (bundle / "verify.json").is_file():
+    if not (bundle / VERIFY_REPORT).is_file():
         convert_run(run, bundle, ConvertOptions("int8", seed=seed))
-    card = json.loads((run / "model_card.json").read_text())["metrics"]
-    v = json.loads((bundle / "verify.json").read_text())
+    card = RunDir(run).card().metrics
+    v = json.loads((bundle / VERIFY_REPORT).read_text())
     s = v["long_stream"]
     return {
-        "case": case.name, "variant": variant, "stream_epochs": card.get("stream_epochs_run", 0),
-        "test_accuracy": card["test_accuracy"],
-        "card_stream_step_accuracy": card.get("test_stream", {}).get("accuracy_per_step"),
+        "case": case.name, "variant": variant, "stream_epochs": card.stream_epochs_run,
+        "test_accuracy": card.test_accuracy,
+        "card_stream_step_accuracy": (card.test_stream or {}).get("accuracy_per_step"),
         "int8_agreement": v["agreement"], "int8_accuracy": v["accuracy_tflite"], "keras_accuracy": v["accuracy_keras"],
         "stream_steps": s["steps"], "stream_agreement": s["step_agreement"],
         "stream_step_accuracy_float": s.get("step_accuracy_reference"), "stream_step_accuracy_int8": s.get("step_accuracy_converted"),

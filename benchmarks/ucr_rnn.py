@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.datasets import ucr_archive
+from edge.rundir import RunDir
 
 
 def run_problem(name: str, model: str, seed: int, out_root: Path, verbose: bool) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def run_problem(name: str, model: str, seed: int, out_root: Path, verbose: bool)
     t0 = time.perf_counter()
     run = train(model, dataset.spec, out_root / name, TrainConfig(seed=seed), progress=print if verbose else (lambda m: None), dataset=dataset)
     wall = time.perf_counter() - t0
-    card = json.loads((run / "model_card.json").read_text())
+    card = RunDir(run).card()
     return {
         "problem": name,
         "model": model,
@@ -43,8 +44,8 @@ def run_problem(name: str, model: str, seed: int, out_root: Path, verbose: bool)
         "train": len(dataset.train.y) + len(dataset.val.y),
         "test": len(dataset.test.y),
         "length": [min(lengths), max(lengths)],
-        "epochs": card["metrics"]["epochs_run"],
-        "test_accuracy": card["metrics"]["test_accuracy"],
+        "epochs": card.metrics.epochs_run,
+        "test_accuracy": card.metrics.test_accuracy,
         "wall_s": round(wall, 1),
         "load": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }

@@ -8,13 +8,13 @@ a crash into a :class:`~edge.errors.ConversionError`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from converters.bundle import tensor_specs, write_manifest
+from converters.bundle import tensor_specs
 from converters.calibrate import (
     clip_states,
     collect_samples,
@@ -31,12 +31,14 @@ from converters.streaming import (
     streaming_problem,
 )
 from converters.tflite import convert_graph, tie_state_quantization
-from edge.errors import BundleError, ConversionError, DataError
-from edge.streaming import Mode
+from edge.bundle import (
+    FRONT_FILE, HEAD_FILE, MODEL_FILE, VERIFY_REPORT, Calibration, GraphSpec, InputKind, Manifest, Mode, Runtime, Source,
+    StateSpec, Window, portable_dataset_spec, sha256_file, write_golden, write_manifest,
+)
+from edge.errors import BundleError, ConversionError
+from edge.preprocess import Preprocessing
+from edge.rundir import ModelCard, RunDir
 from training.versions import library_versions
-
-VERIFY_FILE = "verify.json"
-
 
 @dataclass(frozen=True)
 class ConvertOptions:
@@ -75,15 +77,13 @@ def check_options(options: ConvertOptions) -> Format:
     return fmt
 
 
-def load_run(run_dir: Path) -> tuple[Any, dict[str, Any]]:
-    """Load ``model.keras`` with safe_mode on, and the model card."""
+def load_run(run_dir: Path) -> tuple[Any, ModelCard]:
+    """Load the Keras model with safe_mode on, and the model card."""
     import keras
 
-    card_path = run_dir / "model_card.json"
-    model_path = run_dir / "model.keras"
-    if not card_path.is_file() or not model_path.is_file():
-        raise DataError(f"{run_dir}: not a run directory (needs model.keras and model_card.json)")
-    card = json.loads(card_path.read_text())
+    run = RunDir(run_dir)
+    card = run.card()
+    model_path = run.model
     try:
         model = keras.saving.load_model(model_path, safe_mode=True)
     except ValueError as exc:
@@ -124,9 +124,9 @@ def _plan(model: Any, mode: Mode, fmt: Format, length: int) -> list[Graph]:
         if mode is not Mode.STREAMING:
             raise ConversionError(f"{fmt.name} needs a streaming recurrent model (CNN front end + recurrent head); this one converts as {mode.value}")
         front, head = split_step_model(model)
-        return [Graph(front, get_format(fmt.parts[0]), "front.tflite"), Graph(head, get_format(fmt.parts[1]), "head.tflite")]
+        return [Graph(front, get_format(fmt.parts[0]), FRONT_FILE), Graph(head, get_format(fmt.parts[1]), HEAD_FILE)]
     step = build_window_model(model, length) if mode is Mode.WINDOW else build_step_model(model)
-    return [Graph(step, fmt, "model.tflite")]
+    return [Graph(step, fmt, MODEL_FILE)]
 
 
 def _calibration(graphs: list[Graph], model: Any, mode: Mode, x_train: np.ndarray, n: int, stream: float) -> list[list[dict[str, np.ndarray]] | None]:
@@ -148,90 +148,79 @@ def _roles(step: StepModel) -> tuple[dict[str, str], dict[str, str]]:
     return in_roles, out_roles
 
 
-def _preprocessing(card: dict[str, Any], kind: str) -> dict[str, Any]:
-    pre = dict(card["preprocessing"])
-    shape = list(card["input"]["shape"])
-    if "size" not in pre:
-        if kind == "clip":
-            pre["size"] = shape[1:3]
-        elif kind == "image":
-            pre["size"] = shape[0:2]
-        else:  # sensor samples: one row of F values per step
-            pre["size"] = [1, shape[-1]]
-    pre.setdefault("input_kind", kind)
-    return pre
+def _preprocessing(card: ModelCard) -> Preprocessing:
+    """The run's preprocessing with the frame size and channels the model takes (sensor series have none)."""
+    shape = card.input.shape
+    if card.input.kind is InputKind.SEQUENCE:
+        return card.preprocessing
+    h, w, c = shape[-3:]
+    return replace(card.preprocessing, size=(int(h), int(w)), channels=int(c))
 
 
 def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) -> Path:
     """Build the graph(s), calibrate, convert, verify and write a complete bundle into ``out_dir``."""
     import keras
 
-    from edge.bundle import sha256_file
     from training.data import load_dataset
-    from training.train import to_float
 
     fmt = check_options(options)
     keras.utils.set_random_seed(options.seed)
     model, card = load_run(run_dir)
     mode = resolve_mode(model, options.mode)
-    what = f"{card['model']} ({fmt.name}, {mode.value})"
-    graphs = _plan(model, mode, fmt, int(card["input"]["shape"][0]))
-    dataset = load_dataset(card["dataset"])
-    pre = card["preprocessing"]
-    x_train = to_float(dataset.train.x, pre)
+    what = f"{card.model} ({fmt.name}, {mode.value})"
+    graphs = _plan(model, mode, fmt, card.input.frames)
+    dataset = load_dataset(card.dataset)
+    pre = _preprocessing(card)
+    x_train = pre.normalize(dataset.train.x)
     samples = _calibration(graphs, model, mode, x_train, options.calibration_samples, options.calibration_stream)
     if options.cell_range_percentile < 100:  # int8 only: int16 has the resolution for the full range
         samples = [
             clip_states(s, [st for st in g.step.states if st.kind == "lstm_c"], options.cell_range_percentile) if s and g.fmt.ops == "int8" else s
             for g, s in zip(graphs, samples)
         ]
-    graph_specs, states = [], []
-    runtime: dict[str, str] = {}
+    graph_specs: list[GraphSpec] = []
+    states: list[StateSpec] = []
+    runtime = Runtime()
     for g, s in zip(graphs, samples):
         flatbuffer = convert_graph(g.step.model, g.fmt, s, what)
         if options.tie_states and g.step.states:
             flatbuffer = tie_state_quantization(flatbuffer, [(st.name, f"output_{st.output_index}") for st in g.step.states])
         path = out_dir / g.file
         path.write_bytes(flatbuffer)
-        interpreter, refused = _first_load(path, runtime.get("delegate", "xnnpack"), what, g.file)  # in the worker
+        interpreter, refused = _first_load(path, runtime.delegate, what, g.file)  # in the worker
         if refused:
-            runtime = {"delegate": "none", "why": f"XNNPACK refused {g.file}: {refused}"}
+            runtime = Runtime("none", f"XNNPACK refused {g.file}: {refused}")
         runner = interpreter.get_signature_runner("serving_default")
         in_roles, out_roles = _roles(g.step)
-        graph_specs.append({
-            "file": g.file, "signature": "serving_default", "precision": g.fmt.name,
-            "inputs": tensor_specs(runner.get_input_details(), in_roles),
-            "outputs": tensor_specs(runner.get_output_details(), out_roles),
-        })
-        states += [
-            {"name": st.name, "input": st.name, "output": f"output_{st.output_index}", "shape": list(st.shape), "initial": "zeros", "kind": st.kind}
-            for st in g.step.states
-        ]
-    kind = graphs[0].step.input_kind
-    _write_golden(out_dir, graph_specs, to_float(dataset.test.x[0], pre), kind, runtime.get("delegate", "xnnpack"))
+        graph_specs.append(GraphSpec(
+            g.file, "serving_default", tensor_specs(runner.get_input_details(), in_roles),
+            tensor_specs(runner.get_output_details(), out_roles), precision=g.fmt.name,
+        ))
+        states += [StateSpec(st.name, st.name, f"output_{st.output_index}", tuple(st.shape)) for st in g.step.states]
+    kind = InputKind(graphs[0].step.input_kind)
+    _write_golden(out_dir, graph_specs, pre.normalize(dataset.test.x[0]), kind, runtime.delegate)
     calib = next((s for s in samples if s), None)
-    manifest = {
-        "name": card["model"],
-        "precision": fmt.name,
-        "mode": mode.value,
-        "input_kind": kind,
-        "graphs": graph_specs,
-        "states": states,
-        "labels": card["labels"],
-        "preprocessing": _preprocessing(card, kind),
-        "window": {"frames": int(card["input"]["shape"][0]) if kind != "image" else 1, "stride": 1},
-        "masking": {"value": graphs[-1].step.mask_value} if graphs[-1].step.mask_value is not None else None,
-        "source": {"run_dir": str(run_dir), "model_sha256": sha256_file(run_dir / "model.keras"), "dataset": card["dataset"]},
-        "calibration": {
-            "samples": len(calib) if calib else 0,
-            "states": ("float model over whole train sequences, zero initial state included"
-                       + (f"; {options.calibration_stream:.0%} of steps from a no-reset stream" if options.calibration_stream else "")
-                       if mode is Mode.STREAMING else "none (stateless graph)"),
-            "stream_fraction": options.calibration_stream if mode is Mode.STREAMING else 0.0,
-        },
-        "versions": library_versions(),
-        **({"runtime": runtime} if runtime else {}),
-    }
+    manifest = Manifest(
+        name=card.model,
+        precision=fmt.name,
+        mode=mode,
+        input_kind=kind,
+        graphs=tuple(graph_specs),
+        states=tuple(states),
+        labels=card.labels,
+        preprocessing=pre,
+        window=Window(frames=card.input.frames),
+        source=Source(model_sha256=sha256_file(RunDir(run_dir).model), dataset=portable_dataset_spec(card.dataset), run=Path(run_dir).name),
+        calibration=Calibration(
+            samples=len(calib) if calib else 0,
+            states=("float model over whole train sequences, zero initial state included"
+                    + (f"; {options.calibration_stream:.0%} of steps from a no-reset stream" if options.calibration_stream else "")
+                    if mode is Mode.STREAMING else "none (stateless graph)"),
+            stream_fraction=options.calibration_stream if mode is Mode.STREAMING else 0.0,
+        ),
+        runtime=runtime,
+        versions=library_versions(),
+    )
     write_manifest(out_dir, manifest)
     if options.verify:
         from converters.verify import verify_bundle
@@ -239,7 +228,7 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
         ref = build_step_model(model) if len(graphs) == 2 else graphs[0].step
         debug = [(g.step, g.fmt, s) for g, s in zip(graphs, samples) if s and g.fmt.ops == "int8"]
         report = verify_bundle(out_dir, model, ref, dataset, options.verify_sequences, options.stream_steps, debug)
-        (out_dir / VERIFY_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        (out_dir / VERIFY_REPORT).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
         write_manifest(out_dir, manifest)  # re-hash: verify.json is a bundle file too
     return out_dir
 
@@ -274,37 +263,33 @@ def _first_line(text: str) -> str:
     return line.replace(repeated + "Node", repeated + "; node")
 
 
-def _write_golden(out_dir: Path, graph_specs: list[dict[str, Any]], item: np.ndarray, kind: str, delegate: str) -> None:
+def _write_golden(out_dir: Path, graph_specs: list[GraphSpec], item: np.ndarray, kind: InputKind, delegate: str) -> None:
     """A golden input/output pair per graph (first frame, zero state) for an on-board self-test.
 
     Graphs are chained as the runtime chains them: a head's ``features`` input is
-    the front end's output, moved into the head's encoding. Keys: see
-    :func:`edge.bundle.golden_prefix`. Every graph is loaded again with the
-    bundle's final delegate (a later graph may have switched it to ``none``), so
-    the pair is what the runtime will compute.
+    the front end's output, moved into the head's encoding. Every graph is loaded
+    again with the bundle's final delegate (a later graph may have switched it to
+    ``none``), so the pair is what the runtime will compute.
     """
     from edge import adapters
-    from edge.bundle import golden_prefix
     from edge.interpreter import make_interpreter
 
-    arrays: dict[str, np.ndarray] = {}
+    pairs = []
     features: tuple[np.ndarray, dict[str, Any]] | None = None
-    for i, graph in enumerate(graph_specs):
-        runner = make_interpreter(out_dir / graph["file"], delegate=delegate).get_signature_runner(graph["signature"])
+    for graph in graph_specs:
+        runner = make_interpreter(out_dir / graph.file, delegate=delegate).get_signature_runner(graph.signature)
         feeds = {}
-        for spec in graph["inputs"]:
-            adapter = {"dtype": spec["dtype"], "quantization": spec["quantization"]}
-            if spec["role"] == "state":
-                feeds[spec["name"]] = adapters.quantize(np.zeros(spec["shape"], np.float32), adapter)
-            elif spec["role"] == "features" and features is not None:
-                feeds[spec["name"]] = adapters.requantize(features[0], features[1], adapter).reshape(spec["shape"])
+        for spec in graph.inputs:
+            adapter = spec.as_adapter_spec()
+            if spec.role == "state":
+                feeds[spec.name] = adapters.quantize(np.zeros(spec.shape, np.float32), adapter)
+            elif spec.role == "features" and features is not None:
+                feeds[spec.name] = adapters.requantize(features[0], features[1], adapter).reshape(spec.shape)
             else:
-                frame = item if kind == "image" or len(spec["shape"]) == item.ndim + 1 and list(spec["shape"][1:]) == list(item.shape) else item[0]
-                feeds[spec["name"]] = adapters.quantize(frame[None], adapter)
+                whole = kind is InputKind.IMAGE or len(spec.shape) == item.ndim + 1 and tuple(spec.shape[1:]) == item.shape
+                feeds[spec.name] = adapters.quantize((item if whole else item[0])[None], adapter)
         outs = runner(**feeds)
-        first = next(o for o in graph["outputs"] if o["role"] in ("features", "probabilities"))
-        features = (outs[first["name"]], {"dtype": first["dtype"], "quantization": first["quantization"]})
-        prefix = golden_prefix(i, len(graph_specs))
-        arrays.update({f"{prefix}in_{k}": v for k, v in feeds.items()})
-        arrays.update({f"{prefix}out_{k}": v for k, v in outs.items()})
-    np.savez(out_dir / "golden.npz", **arrays)
+        first = next(o for o in graph.outputs if o.role in ("features", "probabilities"))
+        features = (outs[first.name], first.as_adapter_spec())
+        pairs.append((feeds, outs))
+    write_golden(out_dir, pairs)

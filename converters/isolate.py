@@ -88,10 +88,9 @@ def _convert_once(run_dir: Path, out_dir: Path, options: ConvertOptions, timeout
 
 
 def _model_name(run_dir: Path) -> str:
-    card = run_dir / "model_card.json"
     try:
-        return str(json.loads(card.read_text()).get("model", run_dir.name))
-    except (OSError, ValueError):
+        return RunDir(run_dir).card().model
+    except DataError:
         return run_dir.name
 
 

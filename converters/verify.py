@@ -21,13 +21,14 @@ from converters.calibrate import is_masked
 from converters.streaming import StepModel
 from edge import adapters
 from edge.bundle import read_bundle
-from edge.streaming import Mode, StreamingSession
+from edge.bundle import Mode
+from edge.streaming import StreamingSession
 
 DEBUG_SAMPLES = 100
 WORST_LAYERS = 5
 
 
-def _encoder(session: StreamingSession, raw_is_frames: bool, pre: dict[str, Any]):
+def _encoder(session: StreamingSession, raw_is_frames: bool):
     """Raw test item -> encoded model input, through the runtime's own preprocessing for frames."""
     spec = session.frame_spec.as_adapter_spec()
 
@@ -80,16 +81,13 @@ def verify_bundle(
         stream_steps: length of the long no-reset stream.
         debug: (graph, format, calibration samples) of each integer graph for the per-layer report.
     """
-    from training.train import to_float
-
     bundle = read_bundle(bundle_dir)
     session = StreamingSession(bundle)
-    pre = dataset.preprocessing
     n = len(dataset.test.y) if verify_sequences <= 0 else min(verify_sequences, len(dataset.test.y))
     raw_x, y = dataset.test.x[:n], np.asarray(dataset.test.y[:n])
-    x = to_float(raw_x, pre)
+    x = bundle.preprocessing.normalize(raw_x)  # the bundle's own: what the runtime applies
     raw_is_frames = raw_x.dtype == np.uint8 and ref_step.input_kind in ("clip", "image")
-    encode = _encoder(session, raw_is_frames, pre)
+    encode = _encoder(session, raw_is_frames)
     probs_spec = bundle.graphs[-1].output("probabilities").as_adapter_spec()
     mask = ref_step.mask_value if session.mode is Mode.STREAMING else None
 

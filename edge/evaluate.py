@@ -27,13 +27,14 @@ from typing import Any
 import numpy as np
 
 from edge import adapters
-from edge.bundle import Bundle, read_bundle
+from edge.bundle import Bundle, Mode, read_bundle
 from edge.errors import DataError, HybridEdgeError
 from edge.evalsets import ClipSet, align_labels, load_clipset, load_dataset_split, real_steps
 from edge.measure.energy import EnergyReading, make_meter
 from edge.measure.latency import LatencyRecorder
 from edge.metrics import agreement, classification_scores
-from edge.streaming import Mode, StreamingSession
+from edge.rundir import RunDir
+from edge.streaming import StreamingSession
 
 __all__ = ["ClipSet", "evaluate_bundle", "evaluate_bundles", "load_clipset", "load_dataset_split", "predict"]
 
@@ -66,10 +67,7 @@ class ItemStepper:
         self.input_spec = first.input("frame") if "frame" in roles else first.input("sample")
         self.is_sample = self.input_spec.role == "sample"
         self.probs_spec = bundle.graphs[-1].output("probabilities").as_adapter_spec()
-        pre = bundle.preprocessing
-        self._mean = np.asarray(pre.mean, np.float32)
-        self._std = np.asarray(pre.std, np.float32)
-        self._standardise = bool(np.any(self._mean != 0) or np.any(self._std != 1))
+        self.pre = bundle.preprocessing
         extra_dims = 2 if session.mode is Mode.WINDOW else 1
         self.step_ndim = len(self.input_spec.shape) - extra_dims
 
@@ -84,9 +82,8 @@ class ItemStepper:
         raise DataError(f"item of shape {item.shape} does not fit input {self.input_spec.name!r} {list(self.input_spec.shape)}")
 
     def standardise(self, x: np.ndarray) -> np.ndarray:
-        """A float series sample in model units: per-feature ``(x - mean) / std`` from the manifest."""
-        x = np.asarray(x, np.float32)
-        return (x - self._mean) / self._std if self._standardise else x
+        """A float series sample in model units, by the bundle's preprocessing."""
+        return self.pre.normalize(x)
 
     def step(self, x: np.ndarray) -> tuple[np.ndarray, float, float, float]:
         """One step: (probabilities, preprocess ms, invoke ms, postprocess ms).
@@ -150,7 +147,7 @@ def score(bundle: Bundle, clipset: ClipSet, pred: Predictions, num_threads: int,
     summary = pred.recorder.summary()
     report: dict[str, Any] = {
         "path": str(bundle.path),
-        "name": bundle.manifest.get("name"),
+        "name": bundle.name,
         "precision": bundle.precision,
         "mode": pred.session.mode.value,
         "backend": pred.session.backend,
@@ -232,9 +229,7 @@ def keras_reference_probs(run_dir: str | Path, clipset: ClipSet, timeout: float 
     The child (``python -m benchmarks.keras_reference``) imports TensorFlow; this
     process never does.
     """
-    run_dir = Path(run_dir)
-    if not (run_dir / "model.keras").is_file():
-        raise DataError(f"{run_dir}: not a run directory (no model.keras)")
+    run_dir = RunDir(run_dir).check().path
     with tempfile.TemporaryDirectory(prefix="hybrid-edge-ref-") as tmp:
         inp, out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         arrays = {"clips": clipset.clips}

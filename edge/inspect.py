@@ -8,32 +8,26 @@ from pathlib import Path
 import numpy as np
 
 from edge.analysis import analyze_graph, format_analysis
-from edge.bundle import Bundle, golden_prefix, read_bundle
+from edge.bundle import VERIFY_REPORT, Bundle, Mode, read_bundle, read_golden
 from edge.errors import BundleError
 from edge.interpreter import make_interpreter
 
 
 def self_test(bundle: Bundle) -> str:
     """Run each graph on its stored golden input; compare raw outputs (1 LSB tolerance for integers)."""
-    golden_path = bundle.path / "golden.npz"
-    if not golden_path.is_file():
+    pairs = read_golden(bundle.path, len(bundle.graphs))
+    if pairs is None:
         return "skipped (no golden pair)"
     worst = 0.0
-    with np.load(golden_path) as golden:
-        for i, graph in enumerate(bundle.graphs):
-            prefix = golden_prefix(i, len(bundle.graphs))
-            feeds = {k[len(prefix) + 3:]: golden[k] for k in golden.files if k.startswith(prefix + "in_")}
-            expected = {k[len(prefix) + 4:]: golden[k] for k in golden.files if k.startswith(prefix + "out_")}
-            if not feeds or not expected:
-                raise BundleError(f"golden self-test: golden.npz has no pair for {graph.file}")
-            runner = make_interpreter(bundle.model_path(i), delegate=bundle.delegate).get_signature_runner(graph.signature)
-            outs = runner(**feeds)
-            for name, want in expected.items():
-                diff = float(np.abs(outs[name].astype(np.float64) - want.astype(np.float64)).max())
-                tol = 1.0 if np.issubdtype(want.dtype, np.integer) else 1e-4
-                if diff > tol:
-                    raise BundleError(f"golden self-test failed: {graph.file} {name}: max raw difference {diff:g} > {tol:g}")
-                worst = max(worst, diff)
+    for i, (graph, (feeds, expected)) in enumerate(zip(bundle.graphs, pairs)):
+        runner = make_interpreter(bundle.model_path(i), delegate=bundle.delegate).get_signature_runner(graph.signature)
+        outs = runner(**feeds)
+        for name, want in expected.items():
+            diff = float(np.abs(outs[name].astype(np.float64) - want.astype(np.float64)).max())
+            tol = 1.0 if np.issubdtype(want.dtype, np.integer) else 1e-4
+            if diff > tol:
+                raise BundleError(f"golden self-test failed: {graph.file} {name}: max raw difference {diff:g} > {tol:g}")
+            worst = max(worst, diff)
     return f"passed ({len(bundle.graphs)} graph{'s' if len(bundle.graphs) > 1 else ''}, max raw difference {worst:g})"
 
 
@@ -52,7 +46,7 @@ def describe_bundle(path: str | Path) -> str:
     b = read_bundle(path)
     lines = [
         f"bundle    {b.path}",
-        f"model     {b.manifest.get('name')}  precision {b.precision}  mode {b.mode}",
+        f"model     {b.name}  precision {b.precision}  mode {b.mode.value}",
         f"size      {b.size_bytes()} bytes in {len(b.graphs)} graph(s); sha256 verified",
         f"labels    {', '.join(b.labels)}",
         f"preproc   {b.preprocessing.to_manifest()}",
@@ -64,10 +58,10 @@ def describe_bundle(path: str | Path) -> str:
             lines.append(f"output    {s.name:<12} {s.role:<14} {s.dtype}{list(s.shape)} scale={s.scale:g} zp={s.zero_point}")
     for st in b.states:
         lines.append(f"state     {st.name:<12} {st.input} <- {st.output} {list(st.shape)} init {st.initial}")
-    frames = int(b.manifest.get("window", {}).get("frames", 1)) if b.mode == "window" else 1
+    frames = b.window.frames if b.mode is Mode.WINDOW else 1
     for i in range(len(b.graphs)):
         lines += format_analysis(analyze_graph(b.model_path(i), frames_per_invoke=frames))
-    if (b.path / "verify.json").is_file():
-        lines.append(f"verified  {verify_line(b.path / 'verify.json')}")
+    if (b.path / VERIFY_REPORT).is_file():
+        lines.append(f"verified  {verify_line(b.path / VERIFY_REPORT)}")
     lines.append(f"self-test {self_test(b)}")
     return "\n".join(lines)

@@ -43,7 +43,7 @@ class RunOptions:
 
 def requires_edgetpu(bundle: Bundle) -> bool:
     """A bundle compiled for the Edge TPU (manifest flag or an ``edgetpu-custom-op``) needs the delegate."""
-    if bundle.manifest.get("edgetpu_compiled"):
+    if bundle.manifest.edgetpu_compiled:
         return True
     from edge.flatbuffer import read_model
 

@@ -10,7 +10,6 @@ chain several graphs (``mixed``: an int8 CNN then a float recurrent head); the
 
 from __future__ import annotations
 
-import enum
 import time
 from collections import deque
 from typing import Any, Callable, NamedTuple
@@ -18,17 +17,9 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from edge import adapters
-from edge.bundle import Bundle, GraphSpec
+from edge.bundle import Bundle, GraphSpec, Mode
 from edge.errors import BundleError
 from edge.interpreter import make_interpreter
-
-
-class Mode(enum.Enum):
-    """How a bundle consumes frames."""
-
-    STREAMING = "streaming"  # one frame + state per step
-    WINDOW = "window"  # the whole last-T-frames clip per step (naive deployment)
-    SINGLE = "single"  # one frame, no state (plain classifier)
 
 
 class StepResult(NamedTuple):
@@ -181,7 +172,7 @@ class StreamingSession:
         first = bundle.graphs[0]
         roles = {s.role for s in first.inputs}
         self._frame_spec = first.input("frame") if "frame" in roles else first.input("sample")
-        self.mode = Mode(bundle.mode) if bundle.mode in Mode._value2member_map_ else Mode.STREAMING
+        self.mode = bundle.mode
         if self.mode is Mode.STREAMING and not bundle.states:
             self.mode = Mode.SINGLE
         self._probs_spec = bundle.graphs[-1].output("probabilities")

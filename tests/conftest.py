@@ -38,11 +38,9 @@ def tiny_clips(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     import keras
 
     from training.data import load_dataset
-    from training.train import to_float
-
     ds = load_dataset(TINY_SPEC)
     model = keras.saving.load_model(tiny_run / "model.keras")
-    ref = model.predict(to_float(ds.test.x, ds.preprocessing), verbose=0)
+    ref = model.predict(ds.preprocessing.normalize(ds.test.x), verbose=0)
     path = tmp_path_factory.mktemp("clips") / "test.npz"
     np.savez(path, clips=ds.test.x, labels=ds.test.y, label_names=np.array(ds.label_names), reference_probs=ref)
     return path

@@ -13,9 +13,9 @@ import pytest
 from converters.calibrate import collect_samples, validate_samples
 from converters.convert import ConvertOptions
 from converters.isolate import convert_run
-from edge.bundle import read_bundle, sha256_file
+from edge.bundle import VERIFY_REPORT, Mode, read_bundle, sha256_file
 from edge.errors import ConversionError
-from edge.streaming import Mode, StreamingSession
+from edge.streaming import StreamingSession
 
 LABELS = ("slow", "fast", "flat")
 
@@ -185,11 +185,11 @@ def test_lstm_stack_int8_streaming_bundle(runs: dict[str, Path], tmp_path: Path)
     f32 = _convert(runs["test_rnn"], tmp_path / "f32", "float32")
     i8 = _convert(runs["test_rnn"], tmp_path / "i8", "int8")
     b = read_bundle(i8)
-    assert b.mode == "streaming" and b.manifest["masking"] == {"value": 0.0}
+    assert b.mode is Mode.STREAMING and b.preprocessing.pad_value == 0.0 and b.preprocessing.scale == 1.0
     assert [s.name for s in b.states] == ["buffer_0", "state_0_h", "state_0_c", "state_1_h", "state_1_c"]
     assert b.states[0].shape == (1, 4, 3)  # (kernel 3 - 1) * dilation 2 past inputs of 3 features
     assert {s.dtype for s in b.graphs[0].inputs} == {"int8"}
-    assert b.manifest["files"]["verify.json"]["sha256"] == sha256_file(i8 / "verify.json")
+    assert b.manifest.files[VERIFY_REPORT].sha256 == sha256_file(i8 / VERIFY_REPORT)
     v = _verify(i8)
     assert v["sequences"] == 6 and v["long_stream"]["steps"] >= 60
     assert set(v["long_stream"]["state_drift"]) == {s.name for s in b.states}
@@ -207,14 +207,14 @@ def test_gru_int16x8_and_window(runs: dict[str, Path], tmp_path: Path) -> None:
     assert {s.dtype for s in b16.graphs[0].inputs} == {"int16"}
     assert _verify(b16.path)["prob_error"]["max"] < 0.05
     win = read_bundle(_convert(runs["test_rnn_gru"], tmp_path / "win", "float32", mode="window"))
-    assert win.mode == "window" and not win.states
+    assert win.mode is Mode.WINDOW and not win.states
     assert win.graphs[0].input("sample").shape[:2] == (1, 12)  # fixed T (longest sequence), batch 1
     assert _verify(win.path)["agreement"] == 1.0
 
 
 def test_bidirectional_window_float_and_int8(runs: dict[str, Path], tmp_path: Path) -> None:
     b = read_bundle(_convert(runs["test_rnn_bidir"], tmp_path / "w", "float32"))  # auto: window
-    assert b.mode == "window" and _verify(b.path)["prob_error"]["max"] < 1e-4
+    assert b.mode is Mode.WINDOW and _verify(b.path)["prob_error"]["max"] < 1e-4
     with pytest.raises(ConversionError, match="cannot stream.*Bidirectional"):
         _convert(runs["test_rnn_bidir"], tmp_path / "s", "float32", mode="streaming")
     assert not (tmp_path / "s").exists()
@@ -227,13 +227,13 @@ def test_bidirectional_window_float_and_int8(runs: dict[str, Path], tmp_path: Pa
         assert "no integer kernel" in str(exc) or "does not load" in str(exc)
         assert not (tmp_path / "i8").exists()
     else:
-        assert i8.mode == "window" and {s.dtype for s in i8.graphs[0].inputs} == {"int8"}
+        assert i8.mode is Mode.WINDOW and {s.dtype for s in i8.graphs[0].inputs} == {"int8"}
         assert _verify(i8.path)["prob_error"]["max"] < 0.2
 
 
 def test_image_cnn_single_frame_int8_and_depthwise_int16x8(runs: dict[str, Path], tmp_path: Path) -> None:
     i8 = read_bundle(_convert(runs["test_cnn"], tmp_path / "i8", "uint8-io"))
-    assert i8.mode == "single" and not i8.states
+    assert i8.mode is Mode.SINGLE and not i8.states
     assert {s.dtype for s in i8.graphs[0].inputs} == {"uint8"}
     session = StreamingSession(i8)
     assert session.mode is Mode.SINGLE

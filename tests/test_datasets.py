@@ -63,7 +63,7 @@ def test_ucr_equal_length_multivariate(tmp_path: Path) -> None:
     assert ds.train.x.dtype == np.float32 and not np.isnan(ds.train.x).any()
     assert sorted(np.bincount(ds.val.y).tolist()) == [1, 1, 1]
     assert ds.test.y.tolist() == [0, 1, 2, 0, 1, 2]
-    assert len(ds.preprocessing["mean"]) == 3 and ds.preprocessing["variable_length"] is False
+    assert len(ds.preprocessing.mean) == 3 and ds.preprocessing.extra["variable_length"] is False
     # ucr:DIR/NAME names the problem explicitly; the spec round-trips
     again = load_dataset(ds.spec)
     np.testing.assert_array_equal(again.train.x, ds.train.x)
@@ -77,13 +77,13 @@ def test_ucr_unequal_length_is_front_padded_with_lengths(tmp_path: Path) -> None
     first = ds.test.real_steps(0)
     assert first.shape == (3, 2) and not np.isnan(first).any()
     assert np.isnan(ds.test.x[0, :12]).all()  # padding is marked, never mistaken for data
-    assert ds.preprocessing["variable_length"] is True and ds.preprocessing["padding"] == "front"
+    assert ds.preprocessing.extra["variable_length"] is True and ds.preprocessing.extra["padding"] == "front"
 
 
 def test_ucr_missing_values_are_interpolated(tmp_path: Path) -> None:
     folder = write_ts(tmp_path / "Miss", "Miss", dims=2, missing=True)
     ds = load_dataset(f"ucr:{folder},val=0")
-    assert ds.preprocessing["missing_filled"] == 4  # two per affected case, one train and one test case
+    assert ds.preprocessing.extra["missing_filled"] == 4  # two per affected case, one train and one test case
     assert not np.isnan(ds.train.x).any() and not np.isnan(ds.test.x).any()
 
 
@@ -172,7 +172,7 @@ def test_video_folder_decodes_two_codecs_and_samples_with_stride(video_dir: Path
     clip = np.concatenate([ds.train.x, ds.val.x, ds.test.x])[0]
     red = clip[..., 0].astype(int) - clip[..., 2].astype(int)
     assert red.max() > 100  # RGB order: the red square is in channel 0
-    assert ds.preprocessing["short_clips"] == 4  # the 10- and 12-frame clips are shorter than (5-1)*3+1 = 13
+    assert ds.preprocessing.extra["short_clips"] == 4  # the 10- and 12-frame clips are shorter than (5-1)*3+1 = 13
     assert sample_indices(10, 5, 3).tolist() == [0, 3, 6, 9, 9] and sample_indices(40, 3, 2).tolist() == [17, 19, 21]
     # the moving square's column changes between sampled frames (stride is real time)
     cols = [np.argmax(f[..., 0].max(axis=0)) for f in clip]
@@ -186,7 +186,7 @@ def test_video_folder_split_file(video_dir: Path) -> None:
     (video_dir / "testlist01.txt").write_text("left/v_left_g01.mp4\nRight/V_RIGHT_G02.avi\n")
     ds = load_dataset(f"video-folder:{video_dir},frames=3,stride=1,size=16,val=0")
     assert len(ds.test.y) == 2 and sorted(ds.test.y.tolist()) == [0, 1]
-    assert len(ds.train.y) == 6 and ds.preprocessing["split_file"] == "testlist01.txt"
+    assert len(ds.train.y) == 6 and ds.preprocessing.extra["split_file"] == "testlist01.txt"
 
 
 def test_video_folder_errors(video_dir: Path) -> None:

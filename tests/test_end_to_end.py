@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.bundle import read_bundle
+from edge.bundle import Mode, read_bundle, sha256_file
 from edge.evaluate import evaluate_bundle, load_clipset
 from edge.streaming import StreamingSession
 
@@ -47,9 +47,10 @@ def test_int8_bundle_is_integer_and_agrees(tiny_bundles: dict[str, Path], tiny_c
 
 def test_manifest_records_provenance(tiny_bundles: dict[str, Path], tiny_run: Path) -> None:
     m = read_bundle(tiny_bundles["int8"]).manifest
-    assert m["precision"] == "int8" and m["mode"] == "streaming"
-    assert m["calibration"]["samples"] >= 60
-    assert len(m["source"]["model_sha256"]) == 64
-    assert "ai-edge-litert" in m["versions"]
-    assert "tensorflow-cpu" in m["versions"] or "tensorflow" in m["versions"]
+    assert m.precision == "int8" and m.mode is Mode.STREAMING
+    assert m.calibration.samples >= 60
+    assert m.source.model_sha256 == sha256_file(tiny_run / "model.keras") and m.source.run == tiny_run.name
+    assert "/" not in m.source.run and "/" not in m.source.dataset.split(":", 1)[-1]  # no host path goes to a board
+    assert "ai-edge-litert" in m.versions
+    assert "tensorflow-cpu" in m.versions or "tensorflow" in m.versions
     assert (tiny_bundles["int8"] / "golden.npz").is_file()

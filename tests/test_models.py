@@ -105,7 +105,7 @@ def test_application_backbones_use_fast_settling_batchnorm(backbone: str) -> Non
 @pytest.mark.parametrize("name", ["test_rnn", "test_rnn_gru", "rnn"])
 def test_front_padded_masked_sequence_equals_real_steps_alone(name: str) -> None:
     """The variable-length rule: output(padded + masked) == output(real steps only, zero state)."""
-    from training.train import to_float
+    from edge.preprocess import Preprocessing
 
     model = create_model(name, make_config(name, {"features": "3", "num_classes": "3"}))
     _jiggle(model)
@@ -115,8 +115,8 @@ def test_front_padded_masked_sequence_equals_real_steps_alone(name: str) -> None
     raw = np.full((len(lengths), T, 3), np.nan, np.float32)  # loaders mark padding as NaN
     for i, n in enumerate(lengths):
         raw[i, T - n :] = rng.normal(3.0, 2.0, (n, 3))
-    pre = {"mean": [3.0, 3.0, 3.0], "std": [2.0, 2.0, 2.0], "pad_value": 0.0}
-    x = to_float(raw, pre)
+    pre = Preprocessing(scale=1.0, mean=(3.0, 3.0, 3.0), std=(2.0, 2.0, 2.0), pad_value=0.0)
+    x = pre.normalize(raw)
     assert np.all(x[0, : T - 9] == 0.0)
     batched = model.predict(x, verbose=0)
     alone = [model.predict(x[i : i + 1, T - n :], verbose=0)[0] for i, n in enumerate(lengths)]

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from edge.bundle.manifest import InputKind
 from edge.errors import HybridEdgeError
 
 _MODULES = ("training.models.cnn", "training.models.rnn", "training.models.cnn_rnn")
-
-
-class InputKind(str, enum.Enum):
-    """What one model input sample is (the value is what model cards record)."""
-
-    CLIP = "clip"  # (T, H, W, C) float frames
-    SEQUENCE = "sequence"  # (T, F) float feature vectors, T may be None (variable length)
-    IMAGE = "image"  # (H, W, C) float frame
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,7 @@
 """Train a registered model on a dataset spec and write a run directory.
 
-A run directory holds ``model.keras``, ``config.json`` (model + training
-settings), ``model_card.json`` (labels, input spec, preprocessing, metrics,
-dataset spec, seed, versions), ``history.json`` and ``tensorboard/`` logs. It
-is written to a temporary sibling and renamed at the end, so a failed run never
+A run directory (its files and schemas: :mod:`edge.rundir`) holds the model,
+its config, model card, history and TensorBoard logs. It is written to a temporary sibling and renamed at the end, so a failed run never
 looks complete. Under ``--distribute multi-worker`` only the chief writes it;
 the other workers write to a temporary directory that is removed.
 """
@@ -11,7 +9,6 @@ the other workers write to a temporary directory that is removed.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import tempfile
@@ -22,7 +19,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edge.bundle.manifest import InputKind
 from edge.errors import HybridEdgeError
+from edge.rundir import TENSORBOARD, InputSpec, Metrics, ModelCard, RunDir
 from training.data import Dataset, load_dataset
 from training.distribute import Distribution, make_strategy, prepare_model
 from training.registry import ModelEntry, create_model, get_entry, make_config
@@ -63,21 +62,6 @@ def seed_everything(seed: int) -> None:
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-def to_float(x: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
-    """Raw dataset samples -> float32 model input, the same arithmetic the runtime uses.
-
-    uint8 frames are multiplied by ``scale``. Float sequences are standardised
-    per feature with ``mean``/``std`` (when present) and their padding (NaN)
-    becomes the mask value 0.0.
-    """
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) * np.float32(preprocessing.get("scale", 1.0 / 255.0))
-    out = x.astype(np.float32)
-    if "mean" in preprocessing and "std" in preprocessing and out.ndim >= 1:
-        out = (out - np.asarray(preprocessing["mean"], np.float32)) / np.asarray(preprocessing["std"], np.float32)
-    return np.nan_to_num(out, nan=float(preprocessing.get("pad_value", 0.0)))
 
 
 def _shape_overrides(entry: ModelEntry, dataset: Dataset) -> dict[str, Any]:
@@ -139,7 +123,7 @@ def train(
         )
     prepare_model(model, strategy)
     pre = dataset.preprocessing
-    x_train, x_val, x_test = (to_float(s.x, pre) for s in (dataset.train, dataset.val, dataset.test))
+    x_train, x_val, x_test = (pre.normalize(s.x) for s in (dataset.train, dataset.val, dataset.test))
     has_val = len(dataset.val.y) > 0
     monitor = config.monitor if has_val else str(config.monitor).removeprefix("val_")
     if is_chief:
@@ -153,7 +137,7 @@ def train(
                 monitor=monitor, patience=config.patience, restore_best_weights=True, mode="min" if monitor.endswith("loss") else "max",
                 start_from_epoch=min(int(config.min_epochs), int(config.epochs) - 1),
             ),
-            keras.callbacks.TensorBoard(log_dir=str(tmp / "tensorboard"), histogram_freq=0, write_graph=False),
+            keras.callbacks.TensorBoard(log_dir=str(tmp / TENSORBOARD), histogram_freq=0, write_graph=False),
             _ProgressCallback(progress, int(config.epochs)),
         ]
         with strategy.scope():
@@ -167,45 +151,46 @@ def train(
         stream_metrics = _stream_metrics(model, entry, x_test, dataset.test.y)
         if stream_metrics:
             progress(f"test stream (no reset, {stream_metrics['steps']} steps): per-step accuracy {stream_metrics['accuracy_per_step']:.3f}")
-        model.save(tmp / "model.keras")
-        _write_json(tmp / "config.json", {
+        run = RunDir(tmp)
+        model.save(run.model)
+        run.write_config({
             "model": model_name,
             "model_config": dataclasses.asdict(model_cfg),
             "train": {**dataclasses.asdict(config), "distribute": config.distribute.value},
             **({"stream_fit": dataclasses.asdict(_stream_fit_config(config))} if stream_history else {}),
             "dataset": dataset.spec,
         })
-        _write_json(tmp / "history.json", {
+        run.write_history({
             **{k: [float(v) for v in vals] for k, vals in history.history.items()},
             **({"stream": stream_history} if stream_history else {}),
         })
-        _write_json(tmp / "model_card.json", {
-            "model": model_name,
-            "labels": list(dataset.label_names),
-            "input": {
-                "shape": list(dataset.train.x.shape[1:]),
-                "dtype": str(dataset.train.x.dtype),
-                "kind": dataset.kind,
-                "model_shape": [d for d in model.inputs[0].shape[1:]],
-                "variable_length": any(
+        run.write_card(ModelCard(
+            model=model_name,
+            labels=tuple(dataset.label_names),
+            input=InputSpec(
+                shape=tuple(int(v) for v in dataset.train.x.shape[1:]),
+                dtype=str(dataset.train.x.dtype),
+                kind=InputKind(dataset.kind),
+                model_shape=tuple(model.inputs[0].shape[1:]),
+                variable_length=any(
                     s.lengths is not None and bool((s.lengths != s.x.shape[1]).any()) for s in (dataset.train, dataset.val, dataset.test)
                 ),
-            },
-            "preprocessing": pre,
-            "metrics": {
-                "test_accuracy": float(test_acc),
-                "test_loss": float(test_loss),
-                "epochs_run": len(history.history["loss"]),
-                "stream_epochs_run": len(stream_history),
-                **({"test_stream": stream_metrics} if stream_metrics else {}),
-                **({"before_stream_training": before_stream} if before_stream else {}),
-                "train_seconds": round(time.perf_counter() - t0, 2),
-            },
-            "dataset": dataset.spec,
-            "seed": config.seed,
-            "streamable": entry.streamable,
-            "versions": library_versions(),
-        })
+            ),
+            preprocessing=pre,
+            metrics=Metrics(
+                test_accuracy=float(test_acc),
+                test_loss=float(test_loss),
+                epochs_run=len(history.history["loss"]),
+                stream_epochs_run=len(stream_history),
+                test_stream=stream_metrics or None,
+                before_stream_training=before_stream or None,
+                train_seconds=round(time.perf_counter() - t0, 2),
+            ),
+            dataset=dataset.spec,
+            seed=config.seed,
+            streamable=entry.streamable,
+            versions=library_versions(),
+        ))
         if not is_chief:
             progress(f"worker done; the chief writes {out}")
             return None
@@ -279,10 +264,6 @@ def _stream_metrics(model: Any, entry: ModelEntry, x_test: np.ndarray, y_test: n
     if stream.has_conv_buffer:
         out["note"] = "causal Conv1D buffer zeroed at each clip start here (the streaming runtime carries it)"
     return out
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 class _ProgressCallback:

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from edge.errors import DataError
+from edge.preprocess import Preprocessing
 from training.data.spec import Dataset, Split, register_loader, stratified_split, typed_options
 from training.data.synthetic import textured_background
 
@@ -29,9 +30,9 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 SHAPES = ("circle", "triangle", "square", "star", "cross", "ring", "pentagon", "hexagon")  # most distinct first
 
 
-def image_preprocessing(size: int) -> dict:
-    """The preprocessing block shared by image and video datasets (uint8 RGB -> [0, 1])."""
-    return {"size": [size, size], "color": "rgb", "scale": 1.0 / 255.0, "resize": "area"}
+def image_preprocessing(size: int, **extra: object) -> Preprocessing:
+    """The preprocessing shared by image and video datasets (uint8 RGB -> [0, 1])."""
+    return Preprocessing(scale=1.0 / 255.0, size=(size, size), extra=extra)
 
 
 def class_folders(root: Path, kind: str) -> list[Path]:

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edge.errors import DataError
+from edge.preprocess import Preprocessing
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class Split:
 
     ``lengths`` is set for variable-length sequences: sample ``i``'s real steps
     are ``x[i, T - lengths[i]:]``; the steps before are front padding, NaN in
-    the raw array (``training.train.to_float`` turns them into the mask value 0.0).
+    the raw array (:meth:`edge.preprocess.Preprocessing.normalize` turns them into the mask value 0.0).
     """
 
     x: np.ndarray
@@ -48,7 +49,7 @@ class Dataset:
     train: Split
     val: Split
     test: Split
-    preprocessing: dict[str, Any]
+    preprocessing: Preprocessing
 
     @property
     def num_classes(self) -> int:

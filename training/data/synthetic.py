@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from edge.errors import DataError
+from edge.preprocess import Preprocessing
 from training.data.spec import Dataset, Split, register_loader
 
 ACTIONS = ("move_left", "move_right", "move_up", "move_down", "rotate_cw", "rotate_ccw", "grow", "shrink")
@@ -136,5 +137,5 @@ def load_synthetic(path: str | None, options: dict[str, str]) -> Dataset:
         train=Split(clips[:n_train], labels[:n_train]),
         val=Split(clips[n_train : n_train + n_val], labels[n_train : n_train + n_val]),
         test=Split(clips[n_train + n_val :], labels[n_train + n_val :]),
-        preprocessing={"size": [cfg.size, cfg.size], "color": "rgb", "scale": 1.0 / 255.0},
+        preprocessing=Preprocessing(scale=1.0 / 255.0, size=(cfg.size, cfg.size), channels=int(clips.shape[-1])),
     )

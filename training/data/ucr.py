@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import DataError
+from edge.preprocess import Preprocessing
 from training.data.spec import Dataset, Split, register_loader, stratified_split, typed_options
 
 _KNOWN_TAGS = {"problemname", "timestamps", "missing", "univariate", "dimensions", "equallength", "serieslength", "classlabel", "data"}
@@ -193,15 +194,18 @@ def load_ucr(path: str | None, options: dict[str, str]) -> Dataset:
     keep, val = stratified_split(train.y, opts["val"], opts["seed"])
     real = np.concatenate([train.cases[i] for i in keep], axis=0)
     std = real.std(axis=0)
-    pre = {
-        "mean": [float(v) for v in real.mean(axis=0)],
-        "std": [float(v) if v > 1e-8 else 1.0 for v in std],
-        "padding": "front",
-        "pad_value": 0.0,
-        "missing": "linear-interpolation",
-        "missing_filled": train.missing + test.missing,
-        "variable_length": bool(len({len(c) for c in train.cases + test.cases}) > 1),
-    }
+    pre = Preprocessing(
+        scale=1.0,
+        mean=tuple(float(v) for v in real.mean(axis=0)),
+        std=tuple(float(v) if v > 1e-8 else 1.0 for v in std),
+        pad_value=0.0,
+        extra={
+            "padding": "front",
+            "missing": "linear-interpolation",
+            "missing_filled": train.missing + test.missing,
+            "variable_length": bool(len({len(c) for c in train.cases + test.cases}) > 1),
+        },
+    )
     spec = f"ucr:{(folder / name).resolve()},val={opts['val']},seed={opts['seed']}"
     return Dataset(
         spec=spec,

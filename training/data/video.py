@@ -121,9 +121,8 @@ def load_video_folder(path: str | None, options: dict[str, str]) -> Dataset:
         rest, test_idx = stratified_split(y, opts["test"], opts["seed"])
     keep, val_rel = stratified_split(y[rest], opts["val"], opts["seed"] + 1)
     train_idx, val_idx = rest[keep], rest[val_rel]
-    pre = {**image_preprocessing(opts["size"]), "frames": opts["frames"], "stride": opts["stride"], "short_clips": int(short)}
-    if test_list:
-        pre["split_file"] = test_list.name
+    pre = image_preprocessing(opts["size"], frames=opts["frames"], stride=opts["stride"], short_clips=int(short),
+                              **({"split_file": test_list.name} if test_list else {}))
     return Dataset(
         spec=f"video-folder:{root.resolve()}," + ",".join(f"{k}={v}" for k, v in opts.items()),
         kind="clip",

@@ -32,7 +32,7 @@ Layers: the model is a linear chain (one input, one output) of
 
 Variable length: sequences are padded at the *front* with zeros after
 preprocessing (loaders mark padding as NaN in the raw arrays and carry
-``Split.lengths``; ``training.train.to_float`` standardises and turns padding
+``Split.lengths``; ``edge.preprocess.Preprocessing.normalize`` standardises and turns padding
 into 0.0). ``mask`` sits after the bias-free causal conv, so padded steps are
 exactly zero there and are skipped by the recurrent layers. Hence the model's
 output for a front-padded sequence equals its output for the real steps alone,
