@@ -73,7 +73,7 @@ def input_stream(stepper: ItemStepper, request: dict[str, Any]) -> tuple[list[np
             steps.extend(seq)
             starts.extend([True] + [False] * (len(seq) - 1))
         return steps, starts
-    rng = np.random.default_rng(int(request.get("seed", 0)))
+    rng = np.random.default_rng(int(request["seed"]))
     spec = stepper.input_spec
     if stepper.is_sample:
         pool = [rng.standard_normal(spec.shape[1:]).astype(np.float32) for _ in range(32)]
@@ -111,15 +111,15 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
         i += 1
         return (time.perf_counter() - t) * 1e3, invoke_ms
 
-    for _ in range(int(request.get("warmup", 20))):
+    for _ in range(int(request["warmup"])):
         one()
-    runs, min_s = int(request.get("runs", 200)), float(request.get("min_seconds", 2.0))
+    runs, min_s = int(request["runs"]), float(request["min_seconds"])
     e2e: list[float] = []
     invoke: list[float] = []
     p50s: list[float] = []
     joules, seconds = 0.0, 0.0
     meter = make_meter(request.get("meter", "auto"))
-    for _ in range(int(request.get("repeats", 3))):
+    for _ in range(int(request["repeats"])):
         rep_e2e: list[float] = []
         meter.start()
         start = time.perf_counter()
@@ -145,7 +145,7 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
         "size_bytes": bundle.size_bytes(),
         "init_ms": init_ms,
         "first_inference_ms": first_ms,
-        "warmup_steps": int(request.get("warmup", 20)),
+        "warmup_steps": int(request["warmup"]),
         "latency_ms": percentiles(e2e),
         "invoke_ms": percentiles(invoke),
         "latency_samples_ms": [round(v, 4) for v in e2e[:5000]],

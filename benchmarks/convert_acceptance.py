@@ -181,10 +181,12 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from converters.convert import ConvertOptions
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/acceptance")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--calibration-samples", type=int, default=3200)
+    p.add_argument("--calibration-samples", type=int, default=ConvertOptions().calibration_samples)
     p.add_argument("--only", nargs="*", help="case names (default: all)")
     p.add_argument("--fresh", action="store_true", help="re-convert bundles (trained runs are reused)")
     args = p.parse_args(argv)

@@ -22,7 +22,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from converters.convert import ConvertOptions, check_options
-from edge.errors import ConversionError, HybridEdgeError
+from edge.errors import ConversionError, DataError, HybridEdgeError
+from edge.rundir import RunDir
 
 ERROR_FILE = ".error.json"
 CONVERT_TARGET = "converters.convert:convert_in_process"

@@ -1,9 +1,9 @@
 """The ``hybrid-edge`` command (also ``python -m edge``).
 
-Subcommands live one per module in :mod:`edge.commands`, each a few lines over
-a library function. Training and conversion import their (TensorFlow) packages
-lazily, so ``run``/``eval`` on a board never pay for — or need — TensorFlow.
-Expected failures print one line and exit 2.
+Subcommands are a lazy table (:data:`edge.commands.COMMANDS`): only the chosen
+one's module is imported, so ``run``/``inspect``/``eval`` on a board never pay
+for (or need) TensorFlow, the training or conversion packages. Expected
+failures print one line and exit 2.
 """
 
 from __future__ import annotations
@@ -11,41 +11,53 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import pkgutil
 import sys
-from types import ModuleType
 from typing import NoReturn
 
-import edge.commands
+from edge.commands import COMMANDS
 from edge.errors import HybridEdgeError
 
-
-def _commands() -> list[ModuleType]:
-    mods = [importlib.import_module(f"edge.commands.{m.name}") for m in pkgutil.iter_modules(edge.commands.__path__)]
-    return sorted(mods, key=lambda m: (m.ORDER, m.NAME))
+PROG = "hybrid-edge"
+DESCRIPTION = "Hybrid CNN-RNN models from Keras to int8 TFLite to edge boards."
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hybrid-edge", description="Hybrid CNN-RNN models from Keras to int8 TFLite to edge boards.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for mod in _commands():
-        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP, epilog=f"example:\n  {mod.EXAMPLE}",
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-        mod.add_arguments(p)
-        p.set_defaults(func=mod.run)
-    return parser
+def overview() -> str:
+    """``hybrid-edge --help``: the commands and their summaries, from the table alone."""
+    width = max(len(n) for n in COMMANDS)
+    lines = [f"usage: {PROG} COMMAND [options]   ({PROG} COMMAND --help for one command)", "", DESCRIPTION, "", "commands:"]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def build_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of one subcommand (imports that command's module only)."""
+    module_name, summary = COMMANDS[name]
+    mod = importlib.import_module(module_name)
+    p = argparse.ArgumentParser(prog=f"{PROG} {name}", description=summary, epilog=f"example:\n  {mod.EXAMPLE}",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    mod.add_arguments(p)
+    p.set_defaults(func=mod.run, command=name)
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(overview())
+        return 0 if argv else 2
+    name = argv[0]
+    if name not in COMMANDS:
+        print(f"{PROG}: error: unknown command {name!r} (choose from {', '.join(COMMANDS)})", file=sys.stderr)
+        return 2
+    args = build_parser(name).parse_args(argv[1:])
     try:
         return int(args.func(args))
     except HybridEdgeError as exc:
-        print(f"hybrid-edge {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{PROG} {name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"hybrid-edge {args.command}: interrupted", file=sys.stderr)
+        print(f"{PROG} {name}: interrupted", file=sys.stderr)
         return 130
 
 

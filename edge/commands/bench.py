@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-NAME = "bench"
-ORDER = 40
-HELP = "benchmark bundles (warm-up excluded, min runs and seconds, percentiles, RSS, energy, accuracy); write a report"
+from edge.commands import add_delegate_option, add_meter_option
+
 EXAMPLE = "hybrid-edge bench bundles/float32 bundles/int8 --threads 1,2 --dataset ucr:data/BasicMotions --out bench/"
 
 
@@ -18,20 +17,23 @@ def _threads(text: str) -> tuple[int, ...]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from benchmarks.bench import BenchConfig  # the run rules' defaults live there, once
+
+    d = BenchConfig()
     p.add_argument("bundles", nargs="+")
-    p.add_argument("--threads", type=_threads, default=(1,), help="comma-separated thread counts (default: 1)")
-    p.add_argument("--runs", type=int, default=200, help="minimum measured steps per repeat (default: 200)")
-    p.add_argument("--min-seconds", type=float, default=2.0, help="minimum measured seconds per repeat (default: 2)")
-    p.add_argument("--warmup", type=int, default=20, help="steps run before measuring, not counted (default: 20)")
-    p.add_argument("--repeats", type=int, default=3, help="timed repeats; their p50 spread is reported (default: 3)")
+    p.add_argument("--threads", type=_threads, default=d.threads, help=f"comma-separated thread counts (default: {','.join(map(str, d.threads))})")
+    p.add_argument("--runs", type=int, default=d.runs, help=f"minimum measured steps per repeat (default: {d.runs})")
+    p.add_argument("--min-seconds", type=float, default=d.min_seconds, help=f"minimum measured seconds per repeat (default: {d.min_seconds:g})")
+    p.add_argument("--warmup", type=int, default=d.warmup, help=f"steps run before measuring, not counted (default: {d.warmup})")
+    p.add_argument("--repeats", type=int, default=d.repeats, help=f"timed repeats; their p50 spread is reported (default: {d.repeats})")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--dataset", help="dataset spec: real inputs and accuracy checked in the same run")
     src.add_argument("--clips", help=".npz clip set instead of --dataset")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--split", default=d.split, choices=("train", "val", "test"))
     p.add_argument("--limit", type=int, help="use a seeded subset of N items")
-    p.add_argument("--meter", default="auto", help="auto, rapl, hwmon, ina219, pi5-pmic, csv:FILE or estimate:PROFILE (estimates are labelled)")
-    p.add_argument("--delegate", default=None, choices=("xnnpack", "none", "edgetpu"), help="default: the bundle's (xnnpack, or none when the converter found XNNPACK refuses the graph)")
-    p.add_argument("--seed", type=int, default=0)
+    add_meter_option(p)
+    add_delegate_option(p)
+    p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", help="directory for results.json, report.md and report.html")
     p.add_argument("--compare-to", metavar="REF.json", help="reference file; regressions beyond its tolerance are marked")
     p.add_argument("--save-reference", metavar="BOARD", help="also write OUT/reference-BOARD.json from this run")

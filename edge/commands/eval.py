@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-NAME = "eval"
-ORDER = 30
-HELP = "stream a dataset or clip set through bundles; accuracy, macro-F1, confusion, agreement with float"
+from edge.commands import add_delegate_option, add_meter_option
+
 EXAMPLE = "hybrid-edge eval bundles/float32 bundles/int8 --dataset ucr:data/BasicMotions --json eval.json"
 
 
@@ -19,8 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="evaluate only the first N items")
     p.add_argument("--reference", metavar="RUN_DIR", help="agreement against this run's float Keras model (computed in a subprocess)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--delegate", default=None, choices=("xnnpack", "none", "edgetpu"), help="default: the bundle's (xnnpack, or none when the converter found XNNPACK refuses the graph)")
-    p.add_argument("--meter", default="auto", help="auto, rapl, hwmon, ina219, pi5-pmic, csv:FILE or estimate:PROFILE (estimates are labelled)")
+    add_delegate_option(p)
+    add_meter_option(p)
     p.add_argument("--json", help="write the full report here")
 
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-NAME = "inspect"
-ORDER = 40
-HELP = "verify a bundle, summarise its manifest and run its golden self-test"
 EXAMPLE = "hybrid-edge inspect bundles/cnn_lstm-int8"
 
 

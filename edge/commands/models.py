@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-NAME = "models"
-ORDER = 9
-HELP = "list the registered models (input kind, streamable, description)"
 EXAMPLE = "hybrid-edge models --tests"
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-NAME = "quickstart"
-ORDER = 0
-HELP = "generate data, train a CNN+LSTM, convert float32+int8, stream and report"
 EXAMPLE = "hybrid-edge quickstart --out runs/quickstart --seed 0"
 
 
@@ -18,6 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.commands import require_extra
+
+    require_extra("train")
     from benchmarks.quickstart import QuickstartConfig, run_quickstart
 
     run_quickstart(QuickstartConfig(out=Path(args.out), seed=args.seed, epochs=args.epochs))

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-NAME = "report"
-ORDER = 45
-HELP = "write report.md and a self-contained report.html (plots inlined) from bench results"
 EXAMPLE = "hybrid-edge report bench/results.json --out bench/"
 
 

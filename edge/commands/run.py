@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
+
+from edge.commands import add_delegate_option, add_meter_option
 import json
 import sys
 from pathlib import Path
 
-NAME = "run"
-ORDER = 25
-HELP = "stream a source (camera, video, URL, image dir, stdin) through a bundle"
 EXAMPLE = "hybrid-edge run bundles/cnn_lstm-int8 --source 0 --smooth ema:0.6 --json-log run.jsonl"
 
 
@@ -20,13 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "'-' (raw RGB frames on stdin, HxWx3 at the bundle's size), 'stdin:framed', "
                         "or synthetic:fps=30,frames=300")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--delegate", choices=("xnnpack", "none", "edgetpu"), default=None, help="default: the bundle's (xnnpack, or none when the converter found XNNPACK refuses the graph)")
+    add_delegate_option(p)
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: until the source ends)")
     p.add_argument("--smooth", help="ema:ALPHA (weight of the newest frame) or vote:N")
     p.add_argument("--json-log", type=Path, help="write one JSON object per frame")
     p.add_argument("--reset-gap-ms", type=float, help="reset the recurrent state when frames are further apart")
-    p.add_argument("--meter", default="auto",
-                   help="auto, rapl, hwmon, ina219, pi5-pmic, csv:FILE or estimate:PROFILE (rpi4, rpi5, coral-devboard, x86-tdp)")
+    add_meter_option(p)
     p.add_argument("--isolate", action="store_true", help="do the first load + invoke in a child process")
     p.add_argument("--self-test", action="store_true",
                    help="before streaming, check the bundle's golden input still gives its golden output")

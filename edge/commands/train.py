@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-NAME = "train"
-ORDER = 10
-HELP = "train a registered model on a dataset spec"
 EXAMPLE = "hybrid-edge train --model rnn --dataset ucr:data/BasicMotions --out runs/rnn"
 
 DATASETS = (
@@ -16,10 +13,7 @@ DATASETS = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from training.distribute import Distribution
-    from training.registry import list_models  # neither imports TensorFlow
-
-    p.add_argument("--model", required=True, choices=list_models(), metavar="NAME", help=f"one of: {', '.join(list_models())}")
+    p.add_argument("--model", required=True, metavar="NAME", help="a registered model (`hybrid-edge models` lists them)")
     p.add_argument("--dataset", required=True, metavar="SPEC", help=DATASETS)
     p.add_argument("--epochs", type=int, default=None, help="default: the model's")
     p.add_argument("--batch-size", type=int, default=None, help="default: the model's")
@@ -30,19 +24,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(no reset) for N epochs; 0 = off (default: the model's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model config override, e.g. units=64x64, cell=gru")
-    p.add_argument("--distribute", choices=[d.value for d in Distribution], default="none",
+    p.add_argument("--distribute", default="none", metavar="{none,mirrored,multi-worker}",
                    help="tf.distribute strategy; multi-worker reads TF_CONFIG, the chief writes --out")
     p.add_argument("--out", required=True, metavar="RUN_DIR")
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.commands import require_extra
     from edge.errors import HybridEdgeError
+
+    require_extra("train")
     from training.distribute import Distribution
+    from training.registry import get_entry
     from training.train import TrainConfig, train
 
+    get_entry(args.model)  # an unknown name is one line listing the registered ones
     bad = [kv for kv in args.set if "=" not in kv]
     if bad:
         raise HybridEdgeError(f"--set expects KEY=VALUE, got {bad[0]!r}")
+    if args.distribute not in {d.value for d in Distribution}:
+        raise HybridEdgeError(f"--distribute {args.distribute!r}: choose one of {', '.join(d.value for d in Distribution)}")
     cfg = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience,
         stream_epochs=args.stream_epochs, seed=args.seed, distribute=Distribution(args.distribute), overrides=dict(kv.split("=", 1) for kv in args.set),

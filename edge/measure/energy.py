@@ -143,7 +143,7 @@ def default_profile() -> str:
     return "rpi4" if machine in ("aarch64", "armv7l") else "x86-tdp"
 
 
-METER_SPECS = "auto, rapl, hwmon, ina219, pi5-pmic, csv:FILE or estimate:PROFILE"
+METER_SPECS = f"auto, rapl, hwmon, ina219, pi5-pmic, csv:FILE or estimate:PROFILE (PROFILE: {', '.join(PROFILES)})"
 
 
 def make_meter(spec: str = "auto") -> Meter:
