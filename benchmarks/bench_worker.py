@@ -19,13 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import read_bundle
+from edge.bundle import Mode, read_bundle
 from edge.evalsets import align_labels, load_clipset
 from edge.evaluate import ItemStepper, predict
 from edge.measure.energy import make_meter
 from edge.measure.latency import percentiles
 from edge.metrics import classification_scores
-from edge.bundle import Mode
 from edge.streaming import StreamingSession
 
 

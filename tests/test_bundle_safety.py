@@ -79,3 +79,43 @@ def test_inspect_runs_golden_self_test(tiny_bundles: dict[str, Path]) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "self-test passed" in proc.stdout
     assert "state_0_h <- output_1" in proc.stdout
+
+
+def _edit_manifest(bundle: Path, edit) -> None:
+    """Change the raw JSON as a hand edit or a foreign writer would (files stay hashed)."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    edit(manifest)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda m: m.update(mode="streamin"), "mode: unknown value 'streamin'"),
+    (lambda m: m.update(runtime={"delegate": "gpu"}), "runtime.delegate 'gpu'"),
+    (lambda m: m["preprocessing"].pop("scale"), "no 'scale'"),
+    (lambda m: m.update(input_kind="audio"), "input_kind: unknown value 'audio'"),
+    (lambda m: m["states"][0].update(initial="random"), "initial 'random'"),
+    (lambda m: m.update(release={"seq": "7"}), "release.seq '7'"),
+])
+def test_manifest_values_are_checked_at_read_time(bundle_copy: Path, edit, needle: str) -> None:
+    _edit_manifest(bundle_copy, edit)
+    with pytest.raises(BundleError, match=needle.replace("(", r"\(").replace(".", r"\.")):
+        read_bundle(bundle_copy)
+    _assert_one_line_error(_cli("inspect", str(bundle_copy)), needle)
+
+
+def test_unlisted_file_refused_when_strict(bundle_copy: Path) -> None:
+    read_bundle(bundle_copy, strict_files=True)
+    (bundle_copy / "extra.bin").write_bytes(b"not in the manifest")
+    read_bundle(bundle_copy)  # a laptop may keep notes beside a bundle ...
+    with pytest.raises(BundleError, match="extra.bin is not listed"):
+        read_bundle(bundle_copy, strict_files=True)  # ... a board accepts only what the manifest pins
+
+
+def test_manifest_round_trips_and_carries_no_host_path(tiny_bundles: dict[str, Path]) -> None:
+    from edge.bundle import Manifest, load_manifest
+
+    raw = json.loads((tiny_bundles["int8"] / "manifest.json").read_text())
+    assert Manifest.from_manifest(raw).to_manifest() == raw  # every key written is a key read
+    text = json.dumps(raw)
+    assert str(Path.home()) not in text and "/tmp/" not in text
+    assert load_manifest(tiny_bundles["int8"]).preprocessing.channels == 3
