@@ -25,6 +25,7 @@ from typing import Any
 
 from edge.errors import HybridEdgeError
 from edge.bundle import VERIFY_REPORT, read_bundle
+from edge.bundle.verify_report import VerifyReport, read_verify_report
 from edge.rundir import RunDir
 
 TARGETS = {"agreement": 0.97, "accuracy_points": 0.02, "size_ratio": 0.30, "stream_agreement": 0.98, "size_params": 100_000}
@@ -104,7 +105,7 @@ def run_case(case: Case, out: Path, seed: int, calibration: int, fresh: bool) ->
                 shutil.rmtree(bundle)
             if not (bundle / VERIFY_REPORT).is_file():
                 convert_run(run_dir, bundle, ConvertOptions(precision, calibration_samples=calibration, seed=seed, mode=case.mode))
-            verify = json.loads((bundle / VERIFY_REPORT).read_text())
+            verify = read_verify_report(bundle).to_json()
             size = read_bundle(bundle).size_bytes()
             row["bundles"][precision] = {"size_bytes": size, "convert_s": round(time.perf_counter() - t1, 1), "verify": verify}
         except HybridEdgeError as exc:
@@ -116,13 +117,11 @@ def run_case(case: Case, out: Path, seed: int, calibration: int, fresh: bool) ->
 def _brief(b: dict[str, Any]) -> str:
     if "error" in b:
         return "ERROR " + b["error"]
-    v = b["verify"]
-    s = f"agreement {v['agreement']:.3f} acc {v['accuracy_tflite']:.3f}/{v['accuracy_keras']:.3f} size {b['size_bytes']}"
-    if "long_stream" in v:
-        ls = v["long_stream"]
-        s += f" stream {ls['step_agreement']:.3f}"
-        if "step_accuracy_reference" in ls:
-            s += f" (per-step accuracy {ls['step_accuracy_converted']:.3f}/{ls['step_accuracy_reference']:.3f})"
+    v = VerifyReport.from_json(b["verify"])
+    s = f"agreement {v.agreement:.3f} acc {v.accuracy_tflite:.3f}/{v.accuracy_keras:.3f} size {b['size_bytes']}"
+    if v.long_stream is not None:
+        ls = v.long_stream
+        s += f" stream {ls.step_agreement:.3f} (per-step accuracy {ls.step_accuracy_converted:.3f}/{ls.step_accuracy_reference:.3f})"
     return s
 
 
@@ -132,19 +131,20 @@ def _judge(row: dict[str, Any]) -> dict[str, Any]:
     checks: dict[str, Any] = {}
     f32, i8 = b.get("float32", {}), b.get("int8", {})
     if "verify" in f32:
-        fbf = f32["verify"].get("frame_by_frame", {}).get("max_abs_prob_error", f32["verify"]["prob_error"]["max"])
+        v32 = VerifyReport.from_json(f32["verify"])
+        fbf = v32.frame_by_frame.max_abs_prob_error if v32.frame_by_frame else v32.prob_error.max
         checks["float32_equals_keras"] = {"max_abs_prob_error": fbf, "pass": fbf < 1e-4}
     if row["mode"] == "window":  # not streamable: measured, but the int8 targets are for streaming models
         row["checks"] = checks
         return row
     if "verify" in i8:
-        v = i8["verify"]
-        checks["int8_agreement"] = {"value": v["agreement"], "pass": v["agreement"] >= TARGETS["agreement"]}
-        gap = abs(v["accuracy_tflite"] - v["accuracy_keras"])
+        v = VerifyReport.from_json(i8["verify"])
+        checks["int8_agreement"] = {"value": v.agreement, "pass": v.agreement >= TARGETS["agreement"]}
+        gap = abs(v.accuracy_tflite - v.accuracy_keras)
         checks["int8_accuracy_gap"] = {"value": gap, "pass": gap <= TARGETS["accuracy_points"] + 1e-9}
-        if "long_stream" in v:
-            s = v["long_stream"]
-            checks["int8_stream_agreement"] = {"value": s["step_agreement"], "steps": s["steps"], "pass": s["step_agreement"] >= TARGETS["stream_agreement"]}
+        if v.long_stream is not None:
+            s = v.long_stream
+            checks["int8_stream_agreement"] = {"value": s.step_agreement, "steps": s.steps, "pass": s.step_agreement >= TARGETS["stream_agreement"]}
         if "verify" in f32 and row["params"] > TARGETS["size_params"]:
             ratio = i8["size_bytes"] / f32["size_bytes"]
             checks["int8_size_ratio"] = {"value": ratio, "pass": ratio <= TARGETS["size_ratio"]}
@@ -163,15 +163,14 @@ def table(rows: list[dict[str, Any]]) -> str:
             if "error" in b:
                 lines.append(f"{row['case']:<14} {row['params']:>8} {precision:<14} ERROR: {b['error'][:110]}")
                 continue
-            v = b["verify"]
-            s = v.get("long_stream")
-            drift = max((d["mean_abs_last_10pct"] for d in s["state_drift"].values()), default=0.0) if s else None
-            fbf = v.get("frame_by_frame", {}).get("max_abs_prob_error")
+            v = VerifyReport.from_json(b["verify"])
+            s = v.long_stream
+            nan = float("nan")
             lines.append(
-                f"{row['case']:<14} {row['params']:>8} {precision:<14} {b['size_bytes'] / 1024:>8.1f} {v['agreement']:>6.3f} "
-                f"{v['accuracy_tflite']:>7.3f} {v['accuracy_keras']:>7.3f} {v['prob_error']['max']:>9.4f} "
-                f"{fbf if fbf is not None else float('nan'):>12.2e} {s['step_agreement'] if s else float('nan'):>10.3f} "
-                f"{drift if drift is not None else float('nan'):>7.4f}"
+                f"{row['case']:<14} {row['params']:>8} {precision:<14} {b['size_bytes'] / 1024:>8.1f} {v.agreement:>6.3f} "
+                f"{v.accuracy_tflite:>7.3f} {v.accuracy_keras:>7.3f} {v.prob_error.max:>9.4f} "
+                f"{v.frame_by_frame.max_abs_prob_error if v.frame_by_frame else nan:>12.2e} {s.step_agreement if s else nan:>10.3f} "
+                f"{s.worst_drift if s else nan:>7.4f}"
             )
     lines.append("")
     for row in rows:

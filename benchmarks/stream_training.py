@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.bundle import VERIFY_REPORT
+from edge.bundle.verify_report import read_verify_report
 from edge.rundir import RunDir
 
 
@@ -40,15 +41,15 @@ def run_variant(case: Any, variant: str, out: Path, seed: int) -> dict[str, Any]
     if not (bundle / VERIFY_REPORT).is_file():
         convert_run(run, bundle, ConvertOptions("int8", seed=seed))
     card = RunDir(run).card().metrics
-    v = json.loads((bundle / VERIFY_REPORT).read_text())
-    s = v["long_stream"]
+    v = read_verify_report(bundle)
+    s = v.long_stream
     return {
         "case": case.name, "variant": variant, "stream_epochs": card.stream_epochs_run,
         "test_accuracy": card.test_accuracy,
         "card_stream_step_accuracy": (card.test_stream or {}).get("accuracy_per_step"),
-        "int8_agreement": v["agreement"], "int8_accuracy": v["accuracy_tflite"], "keras_accuracy": v["accuracy_keras"],
-        "stream_steps": s["steps"], "stream_agreement": s["step_agreement"],
-        "stream_step_accuracy_float": s.get("step_accuracy_reference"), "stream_step_accuracy_int8": s.get("step_accuracy_converted"),
+        "int8_agreement": v.agreement, "int8_accuracy": v.accuracy_tflite, "keras_accuracy": v.accuracy_keras,
+        "stream_steps": s.steps, "stream_agreement": s.step_agreement,
+        "stream_step_accuracy_float": s.step_accuracy_reference, "stream_step_accuracy_int8": s.step_accuracy_converted,
         "state_max_abs": max(d["float_state_max_abs"] for d in s["state_drift"].values()),
     }
 

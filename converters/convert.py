@@ -7,7 +7,6 @@ a crash into a :class:`~edge.errors.ConversionError`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,10 @@ from converters.streaming import (
 )
 from converters.tflite import convert_graph, tie_state_quantization
 from edge.bundle import (
-    FRONT_FILE, HEAD_FILE, MODEL_FILE, VERIFY_REPORT, Calibration, GraphSpec, InputKind, Manifest, Mode, Runtime, Source,
+    FRONT_FILE, HEAD_FILE, MODEL_FILE, Calibration, GraphSpec, InputKind, Manifest, Mode, Runtime, Source,
     StateSpec, Window, portable_dataset_spec, sha256_file, write_golden, write_manifest,
 )
+from edge.bundle.verify_report import write_verify_report
 from edge.errors import BundleError, ConversionError
 from edge.preprocess import Preprocessing
 from edge.rundir import ModelCard, RunDir
@@ -228,7 +228,7 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
         ref = build_step_model(model) if len(graphs) == 2 else graphs[0].step
         debug = [(g.step, g.fmt, s) for g, s in zip(graphs, samples) if s and g.fmt.ops == "int8"]
         report = verify_bundle(out_dir, model, ref, dataset, options.verify_sequences, options.stream_steps, debug)
-        (out_dir / VERIFY_REPORT).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        write_verify_report(out_dir, report)
         write_manifest(out_dir, manifest)  # re-hash: verify.json is a bundle file too
     return out_dir
 

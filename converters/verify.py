@@ -11,6 +11,7 @@ model. Integer graphs get a per-layer error report from TFLite's
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,8 @@ import numpy as np
 from converters.calibrate import is_masked
 from converters.streaming import StepModel
 from edge import adapters
-from edge.bundle import read_bundle
-from edge.bundle import Mode
+from edge.bundle import Mode, read_bundle
+from edge.bundle.verify_report import FrameByFrame, LongStream, ProbError, StateDrift, VerifyReport
 from edge.streaming import StreamingSession
 
 DEBUG_SAMPLES = 100
@@ -107,23 +108,22 @@ def verify_bundle(
     lite_pred, keras_pred = lp.argmax(1), keras_probs.argmax(1)
     err = np.abs(lp - keras_probs)
     num_classes = keras_probs.shape[1]
-    report: dict[str, Any] = {
-        "precision": bundle.precision,
-        "mode": session.mode.value,
-        "sequences": int(n),
-        "agreement": float(np.mean(lite_pred == keras_pred)),
-        "accuracy_keras": float(np.mean(keras_pred == y)),
-        "accuracy_tflite": float(np.mean(lite_pred == y)),
-        "prob_error": {"max": float(err.max()), "mean": float(err.mean())},
-        "degenerate": bool(num_classes > 1 and len(np.unique(lite_pred)) == 1),
-        "predicted_classes": int(len(np.unique(lite_pred))),
-    }
-    if session.mode is Mode.STREAMING:
-        report["frame_by_frame"] = _frame_by_frame(session, encode, ref_step, raw_x[:5], x[:5], probs_spec)
-        report["long_stream"] = _long_stream(session, encode, ref_step, raw_x, x, y, probs_spec, stream_steps)
-    report["per_layer"] = [_layer_report(step, fmt, samples, bundle.delegate) for step, fmt, samples in debug]
-    report["warnings"] = _warnings(report)
-    return report
+    streaming = session.mode is Mode.STREAMING
+    report = VerifyReport(
+        precision=bundle.precision,
+        mode=session.mode.value,
+        sequences=int(n),
+        agreement=float(np.mean(lite_pred == keras_pred)),
+        accuracy_keras=float(np.mean(keras_pred == y)),
+        accuracy_tflite=float(np.mean(lite_pred == y)),
+        prob_error=ProbError(float(err.max()), float(err.mean())),
+        degenerate=bool(num_classes > 1 and len(np.unique(lite_pred)) == 1),
+        predicted_classes=int(len(np.unique(lite_pred))),
+        frame_by_frame=_frame_by_frame(session, encode, ref_step, raw_x[:5], x[:5], probs_spec) if streaming else None,
+        long_stream=_long_stream(session, encode, ref_step, raw_x, x, y, probs_spec, stream_steps) if streaming else None,
+        per_layer=[_layer_report(step, fmt, samples, bundle.delegate) for step, fmt, samples in debug],
+    )
+    return replace(report, warnings=tuple(_warnings(report)))
 
 
 def _steps_together(session, encode, run, ref_step: StepModel, probs_spec, raw_seq, seq, states: dict[str, np.ndarray]):
@@ -141,7 +141,7 @@ def _steps_together(session, encode, run, ref_step: StepModel, probs_spec, raw_s
         yield lite, outs
 
 
-def _frame_by_frame(session, encode, ref_step: StepModel, raw_x, x, probs_spec) -> dict[str, Any]:
+def _frame_by_frame(session, encode, ref_step: StepModel, raw_x, x, probs_spec) -> FrameByFrame:
     """Bundle vs Keras step model after every frame of a few whole sequences."""
     run = _keras_step_fn(ref_step)
     worst, steps = 0.0, 0
@@ -151,10 +151,10 @@ def _frame_by_frame(session, encode, ref_step: StepModel, raw_x, x, probs_spec) 
         for lite, outs in _steps_together(session, encode, run, ref_step, probs_spec, raw_seq, seq, states):
             worst = max(worst, float(np.abs(lite - outs[0].reshape(-1)).max()))
             steps += 1
-    return {"steps": steps, "max_abs_prob_error": worst}
+    return FrameByFrame(steps, worst)
 
 
-def _long_stream(session, encode, ref_step: StepModel, raw_x, x, y, probs_spec, min_steps: int) -> dict[str, Any]:
+def _long_stream(session, encode, ref_step: StepModel, raw_x, x, y, probs_spec, min_steps: int) -> LongStream:
     """Concatenated test sequences, no resets: per-step agreement and state drift vs float.
 
     Each step is also scored against the label of the sequence playing, for the
@@ -183,24 +183,19 @@ def _long_stream(session, encode, ref_step: StepModel, raw_x, x, y, probs_spec, 
                 scale[name] = max(scale[name], float(np.abs(states[name]).max()))
     steps = len(agree)
     tenth = max(1, steps // 10)
-    return {
-        "steps": steps,
-        "sequences_concatenated": i,
-        "reference": "float Keras step model (same graph as the float32 bundle)",
-        "step_agreement": float(np.mean(agree)),
-        "step_accuracy_reference": float(np.mean(hit_ref)),
-        "step_accuracy_converted": float(np.mean(hit_lite)),
-        "prob_error": {"max": float(np.max(perr)), "mean": float(np.mean(perr))},
-        "state_drift": {
-            name: {
-                "mean_abs_first_10pct": float(np.mean(v[:tenth])),
-                "mean_abs_last_10pct": float(np.mean(v[-tenth:])),
-                "max_mean_abs": float(np.max(v)),
-                "float_state_max_abs": scale[name],
-            }
+    return LongStream(
+        steps=steps,
+        sequences_concatenated=i,
+        reference="float Keras step model (same graph as the float32 bundle)",
+        step_agreement=float(np.mean(agree)),
+        step_accuracy_reference=float(np.mean(hit_ref)),
+        step_accuracy_converted=float(np.mean(hit_lite)),
+        prob_error=ProbError(float(np.max(perr)), float(np.mean(perr))),
+        state_drift={
+            name: StateDrift(float(np.mean(v[:tenth])), float(np.mean(v[-tenth:])), float(np.max(v)), scale[name])
             for name, v in drift.items()
         },
-    }
+    )
 
 
 def _layer_report(step: StepModel, fmt: Any, samples: list[dict[str, np.ndarray]], delegate: str = "xnnpack") -> dict[str, Any]:
@@ -274,38 +269,37 @@ def _match_input(detail_name: str, keys: list[str]) -> str:
     raise ValueError(f"debug model input {detail_name!r} matches none of {keys}")
 
 
-def _warnings(report: dict[str, Any]) -> list[str]:
+def _warnings(report: VerifyReport) -> list[str]:
     out = []
-    if report["degenerate"]:
+    if report.degenerate:
         out.append("degenerate output: the converted model predicts one class for every test sequence")
-    if report["agreement"] < 0.97:
-        out.append(f"top-1 agreement with Keras {report['agreement']:.3f} is below 0.97")
-    if abs(report["accuracy_tflite"] - report["accuracy_keras"]) > 0.02:
-        out.append(f"accuracy {report['accuracy_tflite']:.3f} differs from Keras {report['accuracy_keras']:.3f} by more than 2 points")
-    stream = report.get("long_stream")
-    if stream and stream["step_agreement"] < 0.98:
-        out.append(f"long-stream step agreement {stream['step_agreement']:.3f} is below 0.98")
+    if report.agreement < 0.97:
+        out.append(f"top-1 agreement with Keras {report.agreement:.3f} is below 0.97")
+    if abs(report.accuracy_tflite - report.accuracy_keras) > 0.02:
+        out.append(f"accuracy {report.accuracy_tflite:.3f} differs from Keras {report.accuracy_keras:.3f} by more than 2 points")
+    stream = report.long_stream
+    if stream and stream.step_agreement < 0.98:
+        out.append(f"long-stream step agreement {stream.step_agreement:.3f} is below 0.98")
     return out
 
 
-def summary(report: dict[str, Any]) -> str:
+def summary(report: VerifyReport) -> str:
     """A few printable lines of a verify report."""
     lines = [
-        f"verify    {report['sequences']} test sequences ({report['mode']}): agreement {report['agreement']:.3f}, "
-        f"accuracy keras {report['accuracy_keras']:.3f} / tflite {report['accuracy_tflite']:.3f}, "
-        f"prob error max {report['prob_error']['max']:.4f} mean {report['prob_error']['mean']:.5f}"
+        f"verify    {report.sequences} test sequences ({report.mode}): agreement {report.agreement:.3f}, "
+        f"accuracy keras {report.accuracy_keras:.3f} / tflite {report.accuracy_tflite:.3f}, "
+        f"prob error max {report.prob_error.max:.4f} mean {report.prob_error.mean:.5f}"
     ]
-    if "frame_by_frame" in report:
-        f = report["frame_by_frame"]
-        lines.append(f"frames    {f['steps']} steps vs Keras step model: max abs prob error {f['max_abs_prob_error']:.2e}")
-    if "long_stream" in report:
-        s = report["long_stream"]
-        drift = max(d["mean_abs_last_10pct"] for d in s["state_drift"].values()) if s["state_drift"] else 0.0
-        lines.append(f"stream    {s['steps']} steps, no reset: step agreement {s['step_agreement']:.3f}, per-step accuracy "
-                     f"float {s['step_accuracy_reference']:.3f} / converted {s['step_accuracy_converted']:.3f}, "
-                     f"worst state drift (last 10%) {drift:.4f}")
-    for layer_rep in report["per_layer"]:
+    if report.frame_by_frame is not None:
+        f = report.frame_by_frame
+        lines.append(f"frames    {f.steps} steps vs Keras step model: max abs prob error {f.max_abs_prob_error:.2e}")
+    if report.long_stream is not None:
+        s = report.long_stream
+        lines.append(f"stream    {s.steps} steps, no reset: step agreement {s.step_agreement:.3f}, per-step accuracy "
+                     f"float {s.step_accuracy_reference:.3f} / converted {s.step_accuracy_converted:.3f}, "
+                     f"worst state drift (last 10%) {s.worst_drift:.4f}")
+    for layer_rep in report.per_layer:
         worst = ", ".join(f"{w['tensor']} ({w['rmse_over_scale']:.2f})" for w in layer_rep["worst"][:3])
         lines.append(f"layers    {layer_rep['graph']}: worst RMSE/scale: {worst}")
-    lines += [f"WARNING   {w}" for w in report["warnings"]]
+    lines += [f"WARNING   {w}" for w in report.warnings]
     return "\n".join(lines)

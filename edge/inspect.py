@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from edge.analysis import analyze_graph, format_analysis
-from edge.bundle import VERIFY_REPORT, Bundle, Mode, read_bundle, read_golden
+from edge.bundle import Bundle, Mode, read_bundle, read_golden
+from edge.bundle.verify_report import VerifyReport, read_verify_report
 from edge.errors import BundleError
 from edge.interpreter import make_interpreter
 
@@ -31,14 +31,13 @@ def self_test(bundle: Bundle) -> str:
     return f"passed ({len(bundle.graphs)} graph{'s' if len(bundle.graphs) > 1 else ''}, max raw difference {worst:g})"
 
 
-def verify_line(path: Path) -> str:
-    """One line from the bundle's ``verify.json`` (written at conversion time)."""
-    v = json.loads(path.read_text())
-    line = (f"agreement {v['agreement']:.3f} with Keras on {v['sequences']} test sequences, "
-            f"accuracy {v['accuracy_tflite']:.3f} (Keras {v['accuracy_keras']:.3f})")
-    if "long_stream" in v:
-        line += f", {v['long_stream']['steps']}-step stream agreement {v['long_stream']['step_agreement']:.3f}"
-    return line + ("; DEGENERATE output" if v.get("degenerate") else "")
+def verify_line(v: VerifyReport) -> str:
+    """One line from the bundle's verify report (written at conversion time)."""
+    line = (f"agreement {v.agreement:.3f} with Keras on {v.sequences} test sequences, "
+            f"accuracy {v.accuracy_tflite:.3f} (Keras {v.accuracy_keras:.3f})")
+    if v.long_stream is not None:
+        line += f", {v.long_stream.steps}-step stream agreement {v.long_stream.step_agreement:.3f}"
+    return line + ("; DEGENERATE output" if v.degenerate else "")
 
 
 def describe_bundle(path: str | Path) -> str:
@@ -61,7 +60,8 @@ def describe_bundle(path: str | Path) -> str:
     frames = b.window.frames if b.mode is Mode.WINDOW else 1
     for i in range(len(b.graphs)):
         lines += format_analysis(analyze_graph(b.model_path(i), frames_per_invoke=frames))
-    if (b.path / VERIFY_REPORT).is_file():
-        lines.append(f"verified  {verify_line(b.path / VERIFY_REPORT)}")
+    report = read_verify_report(b.path)
+    if report is not None:
+        lines.append(f"verified  {verify_line(report)}")
     lines.append(f"self-test {self_test(b)}")
     return "\n".join(lines)

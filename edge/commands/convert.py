@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from edge.bundle import VERIFY_REPORT
@@ -44,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from converters.convert import ConvertOptions, check_options
     from converters.isolate import convert_run
     from converters.verify import summary
+    from edge.bundle.verify_report import read_verify_report
 
     out = args.out or str(Path(args.run_dir).with_name(f"{Path(args.run_dir).name}-{args.precision}"))
     options = ConvertOptions(
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     check_options(options)  # an unknown precision or a bad option: one line before any work
     bundle = convert_run(args.run_dir, out, options)
     print(f"wrote {bundle}")
-    verify = Path(bundle) / VERIFY_REPORT
-    if verify.is_file():
-        print(summary(json.loads(verify.read_text())))
+    report = read_verify_report(bundle)
+    if report is not None:
+        print(summary(report))
     return 0
