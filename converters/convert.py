@@ -81,8 +81,7 @@ def load_run(run_dir: Path) -> tuple[Any, ModelCard]:
     """Load the Keras model with safe_mode on, and the model card."""
     import keras
 
-    run = RunDir(run_dir)
-    card = run.card()
+    run = RunDir(run_dir).check()
     model_path = run.model
     try:
         model = keras.saving.load_model(model_path, safe_mode=True)
@@ -90,7 +89,7 @@ def load_run(run_dir: Path) -> tuple[Any, ModelCard]:
         if "Lambda" in str(exc) or "safe_mode" in str(exc):
             raise ConversionError(f"{model_path}: refused to load: the model contains a Lambda layer (arbitrary code)") from None
         raise ConversionError(f"{model_path}: cannot load ({str(exc).splitlines()[0]})") from None
-    return model, card
+    return model, run.card()
 
 
 def resolve_mode(model: Any, requested: str) -> Mode:

@@ -14,10 +14,9 @@ _INTEGER_TYPES = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16}
 
 
 def quant_params(spec: Mapping[str, Any]) -> tuple[float, int]:
-    """Return ``(scale, zero_point)``; scale 0 means "not quantized"."""
+    """Return ``(scale, zero_point)`` of an interpreter tensor detail (or :meth:`TensorSpec.as_adapter_spec`);
+    scale 0 means "not quantized"."""
     q = spec.get("quantization") or (0.0, 0)
-    if isinstance(q, Mapping):
-        return float(q.get("scale", 0.0)), int(q.get("zero_point", 0))
     return float(q[0]), int(q[1])
 
 

@@ -368,16 +368,9 @@ class _TensorPath:
             np.copyto(self.state_in[name], value)
 
     def _encode_into(self, frame: np.ndarray, source_color: str) -> None:
-        """Any frame into the input buffer: resize, colour order, then the table (``step`` inlines the common case)."""
-        h, w = self.size
-        if frame.ndim == 2:
-            frame = np.repeat(frame[:, :, None], self.channels, axis=2)
-        if frame.shape[0] != h or frame.shape[1] != w:
-            import cv2  # only when the source size differs from the model's
-
-            frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA if self.pre.resize == "area" else cv2.INTER_LINEAR)
-        if source_color != self.pre.color:
-            frame = frame[:, :, ::-1]
+        """Any frame into the input buffer: the bundle's resize, channels and colour order, then the table
+        (``step`` inlines the common case)."""
+        frame = self.pre.prepare(frame, source_color)
         if frame.dtype != np.uint8:
             self.frame[...] = adapters.quantize(self.pre.normalize(frame), self.session._frame_spec.as_adapter_spec())
         elif self.shift is not None:

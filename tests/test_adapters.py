@@ -30,5 +30,5 @@ def test_float_and_uint8_specs() -> None:
     f = {"dtype": "float32", "quantization": (0.0, 0)}
     x = np.array([0.25], np.float32)
     assert adapters.quantize(x, f).dtype == np.float32
-    u = {"dtype": "uint8", "quantization": {"scale": 1 / 255, "zero_point": 0}}
+    u = {"dtype": "uint8", "quantization": (1 / 255, 0)}
     np.testing.assert_array_equal(adapters.quantize(np.array([0.0, 1.0, 2.0]), u), [0, 255, 255])
