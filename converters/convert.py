@@ -38,7 +38,7 @@ from edge.bundle.verify_report import write_verify_report
 from edge.errors import BundleError, ConversionError
 from edge.preprocess import Preprocessing
 from edge.rundir import ModelCard, RunDir
-from training.versions import library_versions
+from edge.versions import library_versions
 
 @dataclass(frozen=True)
 class ConvertOptions:

@@ -22,3 +22,7 @@ class DataError(HybridEdgeError):
 
 class ConversionError(HybridEdgeError):
     """A model could not be converted (including a crashed converter process)."""
+
+
+class ModelImportError(HybridEdgeError):
+    """A foreign model cannot be imported as given (something to infer is missing, or it cannot be served here)."""

@@ -33,6 +33,35 @@ class StructureError(BundleError):
     """The flatbuffer does not hold a well-formed TFLite model."""
 
 
+#: TensorType -> numpy dtype name, for the types a bundle can feed or read
+TENSOR_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8"}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor as the flatbuffer declares it (``shape_signature`` has -1 for dynamic dimensions)."""
+
+    name: str
+    shape: tuple[int, ...]
+    shape_signature: tuple[int, ...]
+    type: int
+    scale: float = 0.0
+    zero_point: int = 0
+
+    @property
+    def dtype(self) -> str:
+        return TENSOR_TYPES.get(self.type, f"type{self.type}")
+
+
+@dataclass(frozen=True)
+class SignatureInfo:
+    """A signature: its key and the tensors behind its input and output names."""
+
+    key: str
+    inputs: tuple[tuple[str, TensorInfo], ...]
+    outputs: tuple[tuple[str, TensorInfo], ...]
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What the structure check learned about a model."""
@@ -45,6 +74,11 @@ class ModelInfo:
     builtin_codes: tuple[int, ...]
     custom_ops: tuple[str, ...]
     signatures: tuple[str, ...]
+    signature_io: tuple[SignatureInfo, ...] = ()  # subgraph 0's inputs/outputs by tensor name when there is no signature
+    metadata: tuple[tuple[str, bytes], ...] = ()  # (name, buffer bytes) of each metadata entry
+
+    def metadata_buffer(self, name: str) -> bytes | None:
+        return next((data for n, data in self.metadata if n == name), None)
 
 
 class _Reader:
@@ -159,11 +193,14 @@ class _Table:
 _ZP_RANGE = {9: (-128, 127), 3: (0, 255), 7: (-32768, 32767), 17: (-8, 7)}  # int8, uint8, int16, int4
 
 
-def _check_quantization(r: _Reader, tensor: _Table, ttype: int, shape: list[int], where: str) -> None:
-    """Scales finite and positive, zero points inside the type, per-channel counts matching the shape."""
+def _check_quantization(r: _Reader, tensor: _Table, ttype: int, shape: list[int], where: str) -> tuple[float, int]:
+    """Scales finite and positive, zero points inside the type, per-channel counts matching the shape.
+
+    Returns the first (scale, zero point), (0.0, 0) when the tensor is not quantized.
+    """
     p = tensor.field(4)
     if p is None:
-        return
+        return 0.0, 0
     q = r.table(r.target(p, f"{where} quantization"), f"{where}.quantization")
     s_start, n_scale = q.vector(2, 4)
     z_start, n_zp = q.vector(3, 8)
@@ -181,6 +218,9 @@ def _check_quantization(r: _Reader, tensor: _Table, ttype: int, shape: list[int]
         dim = q.scalar(6, "i32")
         if not 0 <= dim < len(shape) or shape[dim] != n_scale:
             raise r.fail(f"{where} has {n_scale} per-channel scales for dimension {dim} of shape {shape}")
+    if not n_scale:
+        return 0.0, 0
+    return float(scales[0]), int(np.frombuffer(r.data, "<i8", 1, z_start)[0]) if n_zp else 0
 
 
 def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
@@ -209,26 +249,28 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
             custom.append(name_)
 
     buffers = model.tables(4, "buffers")
-    buffer_bytes = []
+    buffer_bytes, buffer_spans = [], []
     for k, buf in enumerate(buffers):
-        _, n = buf.vector(0, 1)
+        start, n = buf.vector(0, 1)
         offset, size = buf.scalar(1, "u64"), buf.scalar(2, "u64")
         if offset > 1 and offset + size > r.size:
             raise r.fail(f"buffers[{k}] external data {offset}+{size} outside the file")
         buffer_bytes.append(n if offset <= 1 else size)
+        buffer_spans.append((start, n) if offset <= 1 else (offset, size))
 
     subgraphs = model.tables(2, "subgraphs")
     if not subgraphs:
         raise r.fail("no subgraphs")
     n_tensors_total = n_ops_total = 0
-    tensor_counts = []
+    tensor_counts, infos = [], []
     for g, sg in enumerate(subgraphs):
         tensors = sg.tables(0, f"subgraphs[{g}].tensors")
         nt = len(tensors)
         tensor_counts.append(nt)
+        infos.append([])
         for t, tensor in enumerate(tensors):
             where = f"subgraphs[{g}].tensors[{t}]"
-            tensor.string(3)  # the name: the interpreter decodes it as UTF-8
+            tname = tensor.string(3) or ""  # the name: the interpreter decodes it as UTF-8
             ttype = tensor.scalar(1, "u8")
             if ttype > MAX_TENSOR_TYPE:
                 raise r.fail(f"{where} type {ttype}")
@@ -243,7 +285,8 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
                 elements *= max(d, 1)
                 if elements > 1 << 31:
                     raise r.fail(f"{where} shape {shape} is implausibly large")
-            _check_quantization(r, tensor, ttype, shape, where)
+            scale, zero_point = _check_quantization(r, tensor, ttype, shape, where)
+            infos[g].append(TensorInfo(tname, tuple(shape), tuple(tensor.ints(7)) or tuple(shape), ttype, scale, zero_point))
             item = _ITEM_SIZE.get(ttype, 0)
             if buffer_bytes[b] and item and all(d >= 0 for d in shape) and buffer_bytes[b] < elements * item:
                 raise r.fail(f"{where} shape {shape} needs {elements * item} bytes, buffer {b} has {buffer_bytes[b]}")
@@ -265,23 +308,35 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
         n_tensors_total += nt
         n_ops_total += len(ops)
 
-    signatures = []
+    signatures, signature_io = [], []
     for s, sig in enumerate(model.tables(7, "signature_defs")):
         g = sig.scalar(4, "u32")
         if g >= len(subgraphs):
             raise r.fail(f"signature_defs[{s}] subgraph index {g} >= {len(subgraphs)}")
+        io = []
         for field in (0, 1):
+            maps = []
             for m, tm in enumerate(sig.tables(field, f"signature_defs[{s}].{'inputs' if field == 0 else 'outputs'}")):
-                tm.string(0)
+                key = tm.string(0) or ""
                 idx = tm.scalar(1, "u32")
                 if idx >= tensor_counts[g]:
                     raise r.fail(f"signature_defs[{s}] tensor index {idx} >= {tensor_counts[g]}")
+                maps.append((key, infos[g][idx]))
+            io.append(tuple(maps))
         signatures.append(sig.string(2) or "")
+        signature_io.append(SignatureInfo(signatures[-1], io[0], io[1]))
+    if not signature_io:  # an older converter: the main subgraph's inputs and outputs, by tensor name
+        sg = subgraphs[0]
+        signature_io.append(SignatureInfo("", *(tuple((infos[0][i].name, infos[0][i]) for i in sg.ints(f)) for f in (1, 2))))
+    metadata = []
     for k, md in enumerate(model.tables(6, "metadata")):
-        if md.scalar(1, "u32") >= len(buffers):
+        b = md.scalar(1, "u32")
+        if b >= len(buffers):
             raise r.fail(f"metadata[{k}] buffer index out of range")
+        start, n = buffer_spans[b]
+        metadata.append((md.string(0) or "", bytes(data[start:start + n])))
     return ModelInfo(version, len(subgraphs), n_tensors_total, n_ops_total, len(buffers),
-                     tuple(builtin), tuple(custom), tuple(signatures))
+                     tuple(builtin), tuple(custom), tuple(signatures), tuple(signature_io), tuple(metadata))
 
 
 def read_model(path: str | Path) -> ModelInfo:

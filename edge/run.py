@@ -172,8 +172,8 @@ def run_stream(
             "average_watts": round(reading.watts, 4),
         },
         "platform": platform_info(),
-        "tensorflow_imported": "tensorflow" in sys.modules,
-        "opencv_imported": "cv2" in sys.modules,
+        "tensorflow_imported": sys.modules.get("tensorflow") is not None,
+        "opencv_imported": sys.modules.get("cv2") is not None,
     }
     if error is not None:
         summary["error"] = str(error)

@@ -25,7 +25,7 @@ from edge.rundir import TENSORBOARD, InputSpec, Metrics, ModelCard, RunDir
 from training.data import Dataset, load_dataset
 from training.distribute import Distribution, make_strategy, prepare_model
 from training.registry import ModelEntry, create_model, get_entry, make_config
-from training.versions import library_versions
+from edge.versions import library_versions
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("edge.commands.models", "list the registered models (input kind, streamable, description)"),
     "train": ("edge.commands.train", "train a registered model on a dataset spec"),
     "convert": ("edge.commands.convert", "convert a run directory to a verified bundle (streaming step model, window or single frame)"),
+    "import": ("edge.commands.import_model", "import a .tflite made by another tool as a bundle (labels, preprocessing, states)"),
     "run": ("edge.commands.run", "stream a source (camera, video, URL, image dir, stdin) through a bundle"),
     "eval": ("edge.commands.eval", "stream a dataset or clip set through bundles; accuracy, macro-F1, confusion, agreement with float"),
     "inspect": ("edge.commands.inspect", "verify a bundle, summarise its manifest and run its golden self-test"),
