@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from converters.convert import ConvertOptions, check_options
-from edge.errors import ConversionError, DataError, HybridEdgeError
+from edge.errors import ConversionError, HybridEdgeError
 from edge.rundir import RunDir
 
 ERROR_FILE = ".error.json"
@@ -49,7 +49,7 @@ def convert_run(
     run_dir, out_dir = Path(run_dir).resolve(), Path(out_dir)
     if out_dir.exists():
         raise ConversionError(f"{out_dir}: already exists; choose another --out or remove it")
-    what = f"{_model_name(run_dir)} to {options.precision} ({options.mode})"
+    what = f"{RunDir(run_dir).model_name()} to {options.precision} ({options.mode})"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(ATTEMPTS - 1):
         try:
@@ -86,13 +86,6 @@ def _convert_once(run_dir: Path, out_dir: Path, options: ConvertOptions, timeout
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
-
-
-def _model_name(run_dir: Path) -> str:
-    try:
-        return RunDir(run_dir).card().model
-    except DataError:
-        return run_dir.name
 
 
 def _worker_env() -> dict[str, str]:

@@ -127,6 +127,13 @@ class RunDir:
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{self.card_path}: malformed model card ({exc})") from None
 
+    def model_name(self) -> str:
+        """The card's model name for messages, read leniently (the directory name when there is no readable card)."""
+        try:
+            return str(json.loads(self.card_path.read_text())["model"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return self.path.name
+
     def config(self) -> dict[str, Any]:
         return json.loads(self.config_path.read_text())
 
