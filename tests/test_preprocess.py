@@ -49,7 +49,7 @@ def test_runtime_paths_equal_the_training_input(standardised_bundle: Path) -> No
     general = StreamingSession(bundle, fast_path=False)
     fast = StreamingSession(bundle)
     for i, frame in enumerate(frames):
-        np.testing.assert_allclose(general.encode(frame)[0], train_x[i], atol=1e-6)
+        np.testing.assert_allclose(np.asarray(general.encode(frame)).reshape(train_x[i].shape), train_x[i], atol=1e-6)
         fast.step(frame)
         np.testing.assert_allclose(_frame_input(fast), train_x[i], atol=1e-6)
         fast.step(frame[..., ::-1].copy(), source_color="bgr")  # a BGR source is put back into RGB first
