@@ -237,9 +237,11 @@ def import_model(model: str | Path, out: str | Path, options: ImportOptions = Im
     meta = parse_metadata(meta_buf, data, model.name) if meta_buf else None
     pairs = pair_states(sig, options.states)
     state_in, state_out = {i for i, _ in pairs}, {o for _, o in pairs}
-    (main_name, main), = [(n, t) for n, t in sig.inputs if n not in state_in] or [("", None)]
-    if main is None:
-        raise ModelImportError(f"{model.name}: every input is a state; one must take the frames or samples")
+    mains = [(n, t) for n, t in sig.inputs if n not in state_in]
+    if len(mains) != 1:
+        raise ModelImportError(f"{model.name}: {len(mains)} inputs besides the states ({', '.join(n for n, _ in mains) or 'none'}); "
+                               "a bundle feeds exactly one (name the states with --state INPUT:OUTPUT)")
+    main_name, main = mains[0]
     mode, kind, role, frames = _layout(main, bool(pairs), options.mode)
     scores = [(n, t) for n, t in sig.outputs if n not in state_out]
     if len(scores) != 1:
