@@ -248,3 +248,32 @@ def test_corrupt_or_unsupported_file_is_one_line(foreign: dict[str, Path], tmp_p
         proc = cli("import", str(path), "--out", str(tmp_path / "x"), "--labels", "a,b,c")
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+
+
+def _with_custom_op(flatbuffer: bytes, path: Path, custom_code: str) -> Path:
+    """The same graph with its first operator turned into a custom op (as the Edge TPU compiler emits)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode = custom_code
+    code.version = 1
+    model.operatorCodes.append(code)
+    model.subgraphs[0].operators[0].opcodeIndex = len(model.operatorCodes) - 1
+    path.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+    return path
+
+
+def test_edgetpu_model_is_marked_and_needs_the_delegate(foreign: dict[str, Path], tmp_path: Path) -> None:
+    tpu = _with_custom_op(foreign["int8"].read_bytes(), tmp_path / "model_edgetpu.tflite", "edgetpu-custom-op")
+    bundle = import_model(tpu, tmp_path / "b", ImportOptions(labels=LABELS, preprocess={"scale": "1", "mean": "127.5", "std": "127.5"}))
+    b = read_bundle(bundle)
+    assert b.manifest.edgetpu_compiled and not (bundle / "golden.npz").exists()  # its golden pair is made on the board
+    proc = cli("run", str(bundle), "--source", str(_video(tmp_path / "clip.avi")))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "compiled for the Edge TPU; run it with --delegate edgetpu" in lines[0]
+    other = _with_custom_op(foreign["int8"].read_bytes(), tmp_path / "custom.tflite", "MyFancyOp")
+    with pytest.raises(ModelImportError, match="custom op MyFancyOp has no kernel in this runtime"):
+        import_model(other, tmp_path / "c", ImportOptions(labels=LABELS, preprocess={"scale": "1"}))
