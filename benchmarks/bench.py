@@ -84,6 +84,31 @@ def run_worker(request: dict[str, Any], tmp: Path, timeout: float) -> dict[str, 
     return result
 
 
+def verify_digest(bundle: Path) -> dict[str, Any] | None:
+    """The converter's own check of a bundle (its ``verify.json``), in brief: agreement, long stream, state drift."""
+    from edge.bundle import VERIFY_REPORT
+
+    path = bundle / VERIFY_REPORT
+    if not path.is_file():
+        return None
+    v = json.loads(path.read_text())
+    stream = v.get("long_stream") or {}
+    return {
+        "agreement_with_keras": v.get("agreement"),
+        "sequences": v.get("sequences"),
+        "accuracy_keras": v.get("accuracy_keras"),
+        "accuracy_converted": v.get("accuracy_tflite"),
+        "long_stream_steps": stream.get("steps"),
+        "long_stream_agreement": stream.get("step_agreement"),
+        "long_stream_accuracy_keras": stream.get("step_accuracy_reference"),
+        "long_stream_accuracy_converted": stream.get("step_accuracy_converted"),
+        "state_drift": {name: {"first_10pct": d["mean_abs_first_10pct"], "last_10pct": d["mean_abs_last_10pct"],
+                               "float_state_max_abs": d["float_state_max_abs"]}
+                        for name, d in (stream.get("state_drift") or {}).items()},
+        "warnings": v.get("warnings", []),
+    }
+
+
 def attach_agreement(results: list[dict[str, Any]]) -> None:
     """Top-1 agreement with the float32 bundle of the same source model and thread count."""
     for r in results:
@@ -162,6 +187,9 @@ def run_bench(bundles: list[str | Path], cfg: BenchConfig, progress: Any = print
                            "warmup": cfg.warmup, "repeats": cfg.repeats, "meter": cfg.meter, "delegate": cfg.delegate,
                            "seed": cfg.seed, "data": str(data_path) if data_path else None}
                 r = run_worker(request, tmp, cfg.timeout_s)
+                digest = verify_digest(Path(bundle))
+                if digest:
+                    r["verify"] = digest
                 progress(format_line(r))
                 results.append(r)
     attach_agreement(results)

@@ -74,9 +74,9 @@ def cases(seed: int, only: list[str] | None = None) -> list[Case]:
 
 
 def _params(run_dir: Path) -> int:
-    import keras
+    from training.registry import load_keras_model
 
-    return int(keras.saving.load_model(run_dir / "model.keras", safe_mode=True).count_params())
+    return int(load_keras_model(run_dir / "model.keras").count_params())
 
 
 def run_case(case: Case, out: Path, seed: int, calibration: int, fresh: bool) -> dict[str, Any]:

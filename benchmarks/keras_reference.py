@@ -17,12 +17,12 @@ import numpy as np
 
 def reference_probs(run_dir: Path, clips: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
     """Predict with the float model; variable-length items (front-padded) run one by one on their real steps."""
-    import keras
+    from training.registry import load_keras_model
 
     from training.train import to_float
 
     card = json.loads((run_dir / "model_card.json").read_text())
-    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    model = load_keras_model(run_dir / "model.keras")
     x = to_float(clips, card["preprocessing"])
     time_dim = model.inputs[0].shape[1] if len(model.inputs[0].shape) > 2 else None
     variable = lengths is not None and len(model.inputs[0].shape) == 3 and time_dim is None

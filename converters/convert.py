@@ -77,7 +77,7 @@ def check_options(options: ConvertOptions) -> Format:
 
 def load_run(run_dir: Path) -> tuple[Any, dict[str, Any]]:
     """Load ``model.keras`` with safe_mode on, and the model card."""
-    import keras
+    from training.registry import load_keras_model
 
     card_path = run_dir / "model_card.json"
     model_path = run_dir / "model.keras"
@@ -85,7 +85,7 @@ def load_run(run_dir: Path) -> tuple[Any, dict[str, Any]]:
         raise DataError(f"{run_dir}: not a run directory (needs model.keras and model_card.json)")
     card = json.loads(card_path.read_text())
     try:
-        model = keras.saving.load_model(model_path, safe_mode=True)
+        model = load_keras_model(model_path)
     except ValueError as exc:
         if "Lambda" in str(exc) or "safe_mode" in str(exc):
             raise ConversionError(f"{model_path}: refused to load: the model contains a Lambda layer (arbitrary code)") from None

@@ -35,13 +35,13 @@ def tiny_bundles(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 @pytest.fixture(scope="session")
 def tiny_clips(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny test split as a clip set with the Keras model's reference probabilities."""
-    import keras
+    from training.registry import load_keras_model
 
     from training.data import load_dataset
     from training.train import to_float
 
     ds = load_dataset(TINY_SPEC)
-    model = keras.saving.load_model(tiny_run / "model.keras")
+    model = load_keras_model(tiny_run / "model.keras")
     ref = model.predict(to_float(ds.test.x, ds.preprocessing), verbose=0)
     path = tmp_path_factory.mktemp("clips") / "test.npz"
     np.savez(path, clips=ds.test.x, labels=ds.test.y, label_names=np.array(ds.label_names), reference_probs=ref)

@@ -33,10 +33,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--distribute", choices=[d.value for d in Distribution], default="none",
                    help="tf.distribute strategy; multi-worker reads TF_CONFIG, the chief writes --out")
     p.add_argument("--out", required=True, metavar="RUN_DIR")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (default: discarded)")
 
 
 def run(args: argparse.Namespace) -> int:
     from edge.errors import HybridEdgeError
+    from training.quiet import quiet_tensorflow
+
+    quiet_tensorflow(verbose=args.verbose)
     from training.distribute import Distribution
     from training.train import TrainConfig, train
 

@@ -1,4 +1,4 @@
-"""CNN+RNN video models: a per-frame CNN (TimeDistributed) feeding LSTM/GRU layers.
+"""CNN+RNN video models: a per-frame CNN (TimeDistributed, all frames in one batch) feeding LSTM/GRU layers.
 
 Layer names are part of the contract with :mod:`converters.streaming`: the
 per-frame encoder is the sub-model ``frame_encoder``, recurrent layers are
@@ -68,7 +68,9 @@ def build_cnn_rnn(cfg: CnnRnnConfig):
     encoder = keras.Model(enc_in, x, name="frame_encoder")
 
     clip = keras.Input((cfg.frames, cfg.height, cfg.width, cfg.channels), name="clip")
-    y = layers.TimeDistributed(encoder, name="frame_encoder_td")(clip)
+    from training.models.layers import FrameEncoder
+
+    y = FrameEncoder(encoder, name="frame_encoder_td")(clip)
     if cfg.cell not in ("lstm", "gru"):
         raise HybridEdgeError(f"unknown cell {cfg.cell!r}; choose lstm or gru")
     rnn_cls = {"lstm": layers.LSTM, "gru": layers.GRU}[cfg.cell]
