@@ -12,6 +12,7 @@ TensorFlow there) -> ``report.html`` / ``report.md`` / ``results.json`` (the
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,7 @@ class QuickstartConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
-OWNED = ("data", "run", "bundles", "report.json", "results.json", "report.md", "report.html", "tensorflow.log")
+OWNED = ("data", "run", "bundles", "report.json", "results.json", "report.md", "report.html", "tensorflow.log", "summary.txt")
 
 
 class _Clock:
@@ -82,8 +83,10 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
 
     tf_log = quiet_tensorflow(out / "tensorflow.log", cfg.verbose)
     from training.data import load_dataset
+    from training.data.cache import ENV as DATA_CACHE
     from training.train import TrainConfig, train
 
+    os.environ[DATA_CACHE] = str((out / "data").resolve())  # generated once here, read back by the conversion workers
     clock = _Clock()
     spec = f"{cfg.dataset},seed={cfg.seed}"
     clock.step("data", f"1/5 generating {spec}")
@@ -128,13 +131,14 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
         "report": str(paths[-1]),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(format_table(report))
-    print(summary_sentence(doc))
-    print("steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in clock.steps.items()) + f"; total {report['seconds']:.1f} s")
-    if tf_log is not None:
-        print(f"TensorFlow's own log: {tf_log}")
     page = Path(paths[-1]).resolve()
-    print(f"report: {paths[-1]}  ({page.as_uri()})")
+    lines = [format_table(report), "", summary_sentence(doc), "",
+             "steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in clock.steps.items()) + f"; total {report['seconds']:.1f} s",
+             *([f"TensorFlow's own log: {tf_log}"] if tf_log is not None else []),
+             f"report: {paths[-1]}  ({page.as_uri()})"]
+    text = "\n".join(lines)
+    print(text, flush=True)
+    (out / "summary.txt").write_text(text + "\n")
     return report
 
 

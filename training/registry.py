@@ -34,6 +34,7 @@ class FitDefaults:
     clipnorm: float = 0.0  # gradient-norm clipping; 0 = off
     stream_epochs: int = 0  # carried-state stream fine-tuning after the fit (training.streamfit); 0 = off
     schedule: str = "constant"  # learning rate: "constant", or "cosine" (decays to 0 over `epochs`)
+    stream_learning_rate: float = 1e-3  # of the stream fine-tuning phase
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ class TrainConfig:
     clipnorm: float | None = None
     stream_epochs: int | None = None
     schedule: str | None = None
+    stream_learning_rate: float | None = None
     seed: int = 0
     distribute: Distribution = Distribution.NONE
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -283,10 +284,11 @@ def _stream_phase(model: Any, entry: ModelEntry, config: TrainConfig, asked: boo
 
 
 def _stream_fit_config(config: TrainConfig) -> Any:
-    """The stream phase's settings: its own defaults, with the run's epochs, batch size (streams) and seed."""
+    """The stream phase's settings: its own defaults, with the run's epochs, batch size (streams), learning rate and seed."""
     from training.streamfit import StreamFitConfig
 
-    return StreamFitConfig(epochs=int(config.stream_epochs or 0), batch_size=int(config.batch_size), seed=config.seed)
+    return StreamFitConfig(epochs=int(config.stream_epochs or 0), batch_size=int(config.batch_size),
+                           learning_rate=float(config.stream_learning_rate), seed=config.seed)
 
 
 def _stream_metrics(model: Any, entry: ModelEntry, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
