@@ -181,6 +181,9 @@ def run_bench(bundles: list[str | Path], cfg: BenchConfig, progress: Any = print
             if data.lengths is not None:
                 arrays["lengths"] = data.lengths
             np.savez(data_path, **arrays)
+        from edge.progress import Progress
+
+        bar = Progress(len(bundles) * len(cfg.threads), "benchmarking", unit="bundles")
         for bundle in bundles:
             for threads in cfg.threads:
                 request = {"bundle": str(bundle), "threads": threads, "runs": cfg.runs, "min_seconds": cfg.min_seconds,
@@ -190,8 +193,10 @@ def run_bench(bundles: list[str | Path], cfg: BenchConfig, progress: Any = print
                 digest = verify_digest(Path(bundle))
                 if digest:
                     r["verify"] = digest
+                bar.update()
                 progress(format_line(r))
                 results.append(r)
+        bar.close()
     attach_agreement(results)
     machine_after = machine_info()
     return {

@@ -3,8 +3,8 @@
 Long steps (data generation, training epochs, calibration, verification,
 streaming evaluation, benchmark repeats) report through :func:`progress` or
 :class:`Progress`. On a terminal they draw a tqdm bar on stderr; when stdout is
-not a terminal (a log file, CI, a pipe) they print one line to stdout when the
-step ends, so logs stay short and readable. ``HYBRID_EDGE_PROGRESS=0`` turns bars and
+not a terminal (a log file, CI, a pipe) they print one plain line to stderr
+when the step ends, so logs stay short and readable. ``HYBRID_EDGE_PROGRESS=0`` turns bars and
 lines off; ``=lines`` forces plain lines.
 """
 
@@ -26,6 +26,11 @@ def _mode() -> str:
     if env == "lines":
         return "lines"
     return "bar" if sys.stdout.isatty() and sys.stderr.isatty() else "lines"
+
+
+def bars() -> bool:
+    """True when progress draws bars (so per-step lines would be noise)."""
+    return _mode() == "bar"
 
 
 class Progress:
@@ -60,7 +65,7 @@ class Progress:
             self._bar = None
         if self._mode != "off" and self._t0 is not None:
             note = f"; {self._note}" if self._note else ""
-            print(f"  {self.desc}: {self.n} {self.unit} in {time.perf_counter() - self._t0:.1f} s{note}", flush=True)
+            print(f"  {self.desc}: {self.n} {self.unit} in {time.perf_counter() - self._t0:.1f} s{note}", file=sys.stderr, flush=True)
             self._t0 = None  # type: ignore[assignment]
 
     def __enter__(self) -> "Progress":

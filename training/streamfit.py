@@ -220,6 +220,9 @@ def stream_fit(
         hit = tf.cast(tf.equal(tf.argmax(probs[:, -1], -1, output_type=tf.int32), y), tf.float32)
         return loss, tf.reduce_mean(hit), outs[1:]
 
+    from edge.progress import Progress, bars
+
+    bar = Progress(cfg.epochs * steps, "stream training", unit="steps") if bars() else None
     history: list[dict[str, float]] = []
     best_score, best_weights = -1.0, None
     has_val = x_val is not None and y_val is not None and len(y_val) > 0
@@ -238,6 +241,8 @@ def stream_fit(
                 on_clip(k, states_in, states)
             losses.append(float(loss))
             accs.append(float(acc))
+            if bar is not None:
+                bar.update()
         row = {"loss": float(np.mean(losses)), "accuracy": float(np.mean(accs))}
         if has_val:
             row["val_accuracy"] = float(np.mean(np.argmax(model.predict(x_val, verbose=0, batch_size=64), -1) == y_val))
@@ -248,7 +253,13 @@ def stream_fit(
         history.append(row)
         val = (f" val_acc {row['val_accuracy']:.3f} val_stream_step_acc {row['val_stream_accuracy_per_step']:.3f}"
                if has_val else "")
-        progress(f"stream epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.3f} acc {row['accuracy']:.3f}{val}")
+        line = f"stream epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.3f} acc {row['accuracy']:.3f}{val}"
+        if bar is None:
+            progress(line)
+        else:
+            bar.note(line.split(": ", 1)[1])
+    if bar is not None:
+        bar.close()
     if best_weights is not None:
         model.set_weights(best_weights)
     return history

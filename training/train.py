@@ -310,21 +310,33 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 class _ProgressCallback:
-    """One line per epoch; built lazily so importing this module needs no Keras."""
+    """A bar over epochs on a terminal, else one line per epoch; built lazily so importing this module needs no Keras."""
 
     def __new__(cls, progress: Callable[[str], None], epochs: int):
         import keras
 
-        class Progress(keras.callbacks.Callback):
+        from edge.progress import Progress, bars
+
+        class EpochProgress(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self._bar = Progress(epochs, "training", unit="epochs") if bars() else None
+
             def on_epoch_begin(self, epoch, logs=None):
                 self._t = time.perf_counter()
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
                 val = f" val_loss {logs['val_loss']:.3f} val_acc {logs.get('val_accuracy', 0):.3f}" if "val_loss" in logs else ""
-                progress(
-                    f"epoch {epoch + 1}/{epochs}: loss {logs.get('loss', 0):.3f} acc {logs.get('accuracy', 0):.3f}"
-                    f"{val} ({time.perf_counter() - self._t:.1f}s)"
-                )
+                line = (f"epoch {epoch + 1}/{epochs}: loss {logs.get('loss', 0):.3f} acc {logs.get('accuracy', 0):.3f}"
+                        f"{val} ({time.perf_counter() - self._t:.1f}s)")
+                if self._bar is None:
+                    progress(line)
+                else:
+                    self._bar.update()
+                    self._bar.note(line.split(": ", 1)[1])
 
-        return Progress()
+            def on_train_end(self, logs=None):
+                if self._bar is not None:
+                    self._bar.close()
+
+        return EpochProgress()
