@@ -114,7 +114,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     from benchmarks.report import summary_sentence, write_report
     from edge.evaluate import write_json
 
-    doc["title"] = f"Quickstart: {cfg.model} on {dataset.spec}"
+    doc["title"] = f"Quickstart: {cfg.model} on {dataset.spec.split(':')[0]}"
     write_json(out / "results.json", doc)
     paths = write_report(doc, out)
     clock.end()

@@ -44,7 +44,7 @@ def _readable_axis(ax: Any, which: str, values: list[float]) -> None:
     Two bundles 3 % apart on a log axis get ticks like 1.06e-1 ... 1.09e-1; a
     linear axis with some margin reads at a glance.
     """
-    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     lo, hi = min(values), max(values)
     axis = ax.xaxis if which == "x" else ax.yaxis
@@ -54,8 +54,7 @@ def _readable_axis(ax: Any, which: str, values: list[float]) -> None:
     else:
         pad = max((hi - lo) * 0.25, hi * 0.05, 1e-6)
         (ax.set_xlim if which == "x" else ax.set_ylim)(max(0.0, lo - pad), hi + pad)
-    digits = 0 if hi >= 100 else 1 if hi >= 10 else 2 if hi >= 1 else 3
-    axis.set_major_formatter(FormatStrFormatter(f"%.{digits}f"))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.4g}"))
 
 
 def plot_latency(results: list[dict[str, Any]]) -> Any:
@@ -277,7 +276,10 @@ def to_html(doc: dict[str, Any]) -> str:
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
              "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child{text-align:left}</style></head><body>",
              f"<h1>{html.escape(doc.get('title', 'Benchmark report'))} ({html.escape(doc['started_utc'])})</h1>",
-             f"<p style='font-size:16px;max-width:60em'>{html.escape(summary_sentence(doc))}</p>"]
+             f"<p style='font-size:16px;max-width:60em'>{html.escape(summary_sentence(doc))}</p>",
+             f"<p>Data: {html.escape(doc['data']['source'] if doc.get('data') else 'seeded random inputs')}. "
+             f"Run rules: {doc['config']['warmup']} warm-up steps excluded; each of {doc['config']['repeats']} repeats runs at least "
+             f"{doc['config']['runs']} steps and {doc['config']['min_seconds']} s.</p>"]
     for title, header, rows in tables(doc):
         parts.append(f"<h2>{html.escape(title)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows]

@@ -48,6 +48,7 @@ class StreamFitConfig:
     state_bound: float = 2.0
     feature_noise: float = 0.1  # std of Gaussian noise on the recurrent stack's input while training
     train_front: bool = True  # also train the layers before the first recurrent layer (the frame encoder)
+    cosine: bool = False  # decay the learning rate to 0 over all epochs (cosine) instead of keeping it constant
     seed: int = 0
 
 
@@ -200,7 +201,8 @@ def stream_fit(
     n, b = len(x_train), int(cfg.batch_size)
     steps = max(1, -(-n // b))
     weights_all = _tail_weights(real_steps(x_train, stream.mask_value), cfg.tail_share)
-    optimizer = keras.optimizers.Adam(cfg.learning_rate, clipnorm=cfg.clipnorm or None)
+    rate = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, cfg.epochs * steps) if cfg.cosine else cfg.learning_rate
+    optimizer = keras.optimizers.Adam(rate, clipnorm=cfg.clipnorm or None)
     frozen = set() if cfg.train_front else {id(v) for layer in stream.front for v in layer.trainable_variables}
     variables = [v for v in stream.model.trainable_variables if id(v) not in frozen]
     y_train = np.asarray(y_train, np.int32)

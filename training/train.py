@@ -284,11 +284,11 @@ def _stream_phase(model: Any, entry: ModelEntry, config: TrainConfig, asked: boo
 
 
 def _stream_fit_config(config: TrainConfig) -> Any:
-    """The stream phase's settings: its own defaults, with the run's epochs, batch size (streams), learning rate and seed."""
+    """The stream phase's settings: its own defaults, with the run's epochs, batch size (streams), learning rate, schedule and seed."""
     from training.streamfit import StreamFitConfig
 
     return StreamFitConfig(epochs=int(config.stream_epochs or 0), batch_size=int(config.batch_size),
-                           learning_rate=float(config.stream_learning_rate), seed=config.seed)
+                           learning_rate=float(config.stream_learning_rate), cosine=config.schedule == "cosine", seed=config.seed)
 
 
 def _stream_metrics(model: Any, entry: ModelEntry, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
