@@ -245,8 +245,10 @@ def summary_sentence(doc: dict[str, Any]) -> str:
         text = (f"{p['precision']} is {p['size_ratio_vs_float32']:.2f}x the size of float32, {_speed(p['speedup_vs_float32'])} "
                 f"(p50 {p['p50_ms']:.3f} vs {base:.3f} ms per frame, {p['threads']} thread(s))")
         if p.get("agreement_with_float") is not None:
+            noun = "clips" if r["mode"] in ("streaming", "window") else "items"
+            split = doc["config"].get("split", "test")
             text += (f", and agrees with it on {100 * p['agreement_with_float']:.1f} % of "
-                     f"{'the ' + str(items) + ' test clips' if items else 'the clips'}")
+                     f"{f'the {items} {split} {noun}' if items else 'the ' + noun}")
             if p.get("accuracy") is not None:
                 f32 = next((q for q in doc["precisions"] if q["precision"] == "float32" and q["threads"] == p["threads"]), None)
                 if f32 is not None and f32.get("accuracy") is not None:

@@ -35,9 +35,8 @@ def tiny_bundles(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 @pytest.fixture(scope="session")
 def tiny_clips(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny test split as a clip set with the Keras model's reference probabilities."""
-    from training.registry import load_keras_model
-
     from training.data import load_dataset
+    from training.registry import load_keras_model
     from training.train import to_float
 
     ds = load_dataset(TINY_SPEC)
