@@ -20,7 +20,11 @@ from training.registry import FitDefaults, register_model
 
 # A camera never resets the recurrent state: after the clip fit, fine-tune on carried-state
 # clip streams (training.streamfit), or the state drifts and predictions stick on a stream.
-_STREAM_FIT = FitDefaults(stream_epochs=10)
+# Both phases decay the learning rate to 0 (cosine); on the quickstart's data (8 classes, 400
+# clips each, seed 0) 20 + 8 epochs this way reach test accuracy 0.902 and no-reset per-step
+# accuracy 0.506, where 40 constant-rate epochs (early stopping) + 10 stream epochs gave 0.884 / 0.513.
+_STREAM_FIT = FitDefaults(epochs=20, batch_size=16, learning_rate=2e-3, patience=20, schedule="cosine",
+                          stream_epochs=8, stream_learning_rate=2e-3)
 
 
 @dataclass(frozen=True)
