@@ -21,6 +21,9 @@ class InputKind(str, enum.Enum):
     IMAGE = "image"  # (H, W, C) float frame
 
 
+SCHEDULES = ("constant", "cosine")  # learning-rate schedules training.train knows
+
+
 @dataclass(frozen=True)
 class FitDefaults:
     """Training-loop defaults that suit a model (the CLI's flags override them)."""

@@ -25,7 +25,7 @@ import numpy as np
 from edge.errors import HybridEdgeError
 from training.data import Dataset, load_dataset
 from training.distribute import Distribution, make_strategy, prepare_model
-from training.registry import ModelEntry, create_model, get_entry, make_config
+from training.registry import SCHEDULES, ModelEntry, create_model, get_entry, make_config
 from training.versions import library_versions
 
 
@@ -80,9 +80,6 @@ def to_float(x: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
     if "mean" in preprocessing and "std" in preprocessing and out.ndim >= 1:
         out = (out - np.asarray(preprocessing["mean"], np.float32)) / np.asarray(preprocessing["std"], np.float32)
     return np.nan_to_num(out, nan=float(preprocessing.get("pad_value", 0.0)))
-
-
-SCHEDULES = ("constant", "cosine")
 
 
 def _learning_rate(config: TrainConfig, n_train: int) -> Any:

@@ -17,7 +17,7 @@ DATASETS = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from training.distribute import Distribution
-    from training.registry import list_models  # neither imports TensorFlow
+    from training.registry import SCHEDULES, list_models  # neither imports TensorFlow
 
     p.add_argument("--model", required=True, choices=list_models(), metavar="NAME", help=f"one of: {', '.join(list_models())}")
     p.add_argument("--dataset", required=True, metavar="SPEC", help=DATASETS)
@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="default: the model's")
     p.add_argument("--learning-rate", type=float, default=None, help="default: the model's")
     p.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs (default: the model's)")
+    p.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help="learning rate: constant, or cosine decay to 0 over the epochs (default: the model's)")
     p.add_argument("--stream-epochs", type=int, default=None, metavar="N",
                    help="after the fit, fine-tune recurrent models on clip streams with the state carried across clips "
                         "(no reset) for N epochs; 0 = off (default: the model's)")
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         raise HybridEdgeError(f"--set expects KEY=VALUE, got {bad[0]!r}")
     cfg = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience,
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience, schedule=args.schedule,
         stream_epochs=args.stream_epochs, seed=args.seed, distribute=Distribution(args.distribute), overrides=dict(kv.split("=", 1) for kv in args.set),
     )
     out = train(args.model, args.dataset, args.out, cfg)
