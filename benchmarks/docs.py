@@ -44,15 +44,20 @@ def run_example(command: str, max_lines: int) -> str:
     elif argv and argv[0] == "python":
         argv = [sys.executable, *argv[1:]]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYBRID_EDGE_PROGRESS": "lines", "COLUMNS": "100"}
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, timeout=1800)
-    out = (proc.stdout + proc.stderr).rstrip().splitlines()
+    proc = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, timeout=1800)
+    out = proc.stdout.rstrip().splitlines()
     if proc.returncode not in (0, 1):
         raise DataError(f"documented command failed (exit {proc.returncode}): {command}\n" + "\n".join(out[-5:]))
     if len(out) > max_lines:
         head = max_lines * 2 // 3
         out = out[:head] + [f"... ({len(out) - max_lines} lines cut)"] + out[-(max_lines - head):]
-    out = [line.replace(str(ROOT) + "/", "") for line in out]
+    out = [_local(line) for line in out]
     return "```console\n$ " + command + "\n" + "\n".join(out) + "\n```\n"
+
+
+def _local(text: str) -> str:
+    """This checkout's absolute paths, as a reader's would read: relative, or under $PWD in a file:// link."""
+    return text.replace(f"file://{ROOT}/", "file://$PWD/").replace(str(ROOT) + "/", "")
 
 
 def update_file(path: Path, max_lines: int, quickstart: Path) -> int:
@@ -72,7 +77,7 @@ def update_file(path: Path, max_lines: int, quickstart: Path) -> int:
         if not summary_file.is_file():
             raise DataError(f"{summary_file}: missing; run `make quickstart` first")
         count += 1
-        return m.group(1) + "```console\n$ make quickstart\n" + summary_file.read_text().rstrip() + "\n```\n" + m.group(3)
+        return m.group(1) + "```console\n$ make quickstart\n" + _local(summary_file.read_text().rstrip()) + "\n```\n" + m.group(3)
 
     text = EXAMPLE.sub(example, text)
     text = QUICKSTART.sub(summary, text)
