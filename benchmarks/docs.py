@@ -33,7 +33,7 @@ from edge.errors import DataError
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = re.compile(r"(<!-- example: (?P<cmd>.+?) -->\n)(?P<body>.*?)(<!-- /example -->)", re.S)
 QUICKSTART = re.compile(r"(<!-- quickstart:output -->\n)(?P<body>.*?)(<!-- /quickstart:output -->)", re.S)
-DEFAULT_FILES = ("README.md", "docs/benchmarks.md", "docs/datasets-and-models.md", "docs/bundle-format.md")
+DEFAULT_FILES = ("README.md", "docs/usage.md", "docs/benchmarks.md", "docs/datasets-and-models.md", "docs/bundle-format.md")
 
 
 def run_example(command: str, max_lines: int) -> str:
