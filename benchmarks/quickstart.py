@@ -11,6 +11,7 @@ TensorFlow there) -> ``report.html`` / ``report.md`` / ``results.json`` (the
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edge.errors import HybridEdgeError
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ def _clean(out: Path) -> None:
 
 def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     """Run every step; write the report next to the run and return the summary (``report.json``)."""
+    if importlib.util.find_spec("matplotlib") is None:  # the report needs it: say so before minutes of training
+        raise HybridEdgeError("the quickstart's report needs matplotlib: pip install -e '.[train,dev]' (make quickstart does)")
     out = cfg.out
     _clean(out)
     from training.quiet import quiet_tensorflow
@@ -86,7 +91,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     from training.data.cache import ENV as DATA_CACHE
     from training.train import TrainConfig, train
 
-    os.environ[DATA_CACHE] = str((out / "data").resolve())  # generated once here, read back by the conversion workers
+    os.environ.setdefault(DATA_CACHE, str((out / "data").resolve()))  # generated once here, read back by the conversion workers
     clock = _Clock()
     spec = f"{cfg.dataset},seed={cfg.seed}"
     clock.step("data", f"1/5 generating {spec}")
