@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 QUICKSTART_OUT ?= runs/quickstart
 
-.PHONY: install quickstart test clean
+.PHONY: install quickstart test docs clean
 
 install: $(STAMP)
 
@@ -17,6 +17,11 @@ $(STAMP): setup.cfg pyproject.toml
 
 quickstart: install
 	$(VENV)/bin/hybrid-edge quickstart --out $(QUICKSTART_OUT)
+
+# Regenerate the README's and docs/' example blocks, docs/cli.md and docs/images/report.png
+# from real runs (after `make quickstart`).
+docs: install
+	$(PY) -m benchmarks.docs --cli --screenshot --quickstart $(QUICKSTART_OUT)
 
 # Debian packages the tests use for real: Chromium renders the HTML report; GStreamer's RTSP
 # server (under Debian's python3 with GObject introspection) is the live camera on 127.0.0.1.

@@ -84,6 +84,30 @@ def run_worker(request: dict[str, Any], tmp: Path, timeout: float) -> dict[str, 
     return result
 
 
+def verify_digest(bundle: Path) -> dict[str, Any] | None:
+    """The converter's own check of a bundle (its ``verify.json``), in brief: agreement, long stream, state drift."""
+    from edge.bundle.verify_report import read_verify_report
+
+    v = read_verify_report(bundle)
+    if v is None:
+        return None
+    stream = v.long_stream
+    return {
+        "agreement_with_keras": v.agreement,
+        "sequences": v.sequences,
+        "accuracy_keras": v.accuracy_keras,
+        "accuracy_converted": v.accuracy_tflite,
+        "long_stream_steps": stream.steps if stream else None,
+        "long_stream_agreement": stream.step_agreement if stream else None,
+        "long_stream_accuracy_keras": stream.step_accuracy_reference if stream else None,
+        "long_stream_accuracy_converted": stream.step_accuracy_converted if stream else None,
+        "state_drift": {name: {"first_10pct": d.mean_abs_first_10pct, "last_10pct": d.mean_abs_last_10pct,
+                               "float_state_max_abs": d.float_state_max_abs}
+                        for name, d in (stream.state_drift if stream else {}).items()},
+        "warnings": list(v.warnings),
+    }
+
+
 def attach_agreement(results: list[dict[str, Any]]) -> None:
     """Top-1 agreement with the float32 bundle of the same source model and thread count."""
     for r in results:
@@ -156,14 +180,22 @@ def run_bench(bundles: list[str | Path], cfg: BenchConfig, progress: Any = print
             if data.lengths is not None:
                 arrays["lengths"] = data.lengths
             np.savez(data_path, **arrays)
+        from edge.progress import Progress
+
+        bar = Progress(len(bundles) * len(cfg.threads), "benchmarking", unit="bundles")
         for bundle in bundles:
             for threads in cfg.threads:
                 request = {"bundle": str(bundle), "threads": threads, "runs": cfg.runs, "min_seconds": cfg.min_seconds,
                            "warmup": cfg.warmup, "repeats": cfg.repeats, "meter": cfg.meter, "delegate": cfg.delegate,
                            "seed": cfg.seed, "data": str(data_path) if data_path else None}
                 r = run_worker(request, tmp, cfg.timeout_s)
+                digest = verify_digest(Path(bundle))
+                if digest:
+                    r["verify"] = digest
+                bar.update()
                 progress(format_line(r))
                 results.append(r)
+        bar.close()
     attach_agreement(results)
     machine_after = machine_info()
     return {

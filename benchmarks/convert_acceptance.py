@@ -77,9 +77,9 @@ def cases(seed: int, only: list[str] | None = None) -> list[Case]:
 
 
 def _params(run_dir: Path) -> int:
-    import keras
+    from training.registry import load_keras_model
 
-    return int(keras.saving.load_model(RunDir(run_dir).model, safe_mode=True).count_params())
+    return int(load_keras_model(RunDir(run_dir).model).count_params())
 
 
 def run_case(case: Case, out: Path, seed: int, calibration: int, fresh: bool) -> dict[str, Any]:

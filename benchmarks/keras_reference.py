@@ -18,10 +18,10 @@ from edge.rundir import RunDir
 
 def reference_probs(run_dir: Path, clips: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
     """Predict with the float model; variable-length items (front-padded) run one by one on their real steps."""
-    import keras
+    from training.registry import load_keras_model
 
     run = RunDir(run_dir)
-    model = keras.saving.load_model(run.model, safe_mode=True)
+    model = load_keras_model(run.model)
     x = run.card().preprocessing.normalize(clips)
     time_dim = model.inputs[0].shape[1] if len(model.inputs[0].shape) > 2 else None
     variable = lengths is not None and len(model.inputs[0].shape) == 3 and time_dim is None

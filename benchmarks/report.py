@@ -38,13 +38,33 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _readable_axis(ax: Any, which: str, values: list[float]) -> None:
+    """Log scale only when values span more than 5x; plain decimal tick labels either way.
+
+    Two bundles 3 % apart on a log axis get ticks like 1.06e-1 ... 1.09e-1; a
+    linear axis with some margin reads at a glance.
+    """
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    lo, hi = min(values), max(values)
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    if lo > 0 and hi / lo > 5:
+        (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+        axis.set_minor_formatter(NullFormatter())
+    else:
+        pad = max((hi - lo) * 0.25, hi * 0.05, 1e-6)
+        (ax.set_xlim if which == "x" else ax.set_ylim)(max(0.0, lo - pad), hi + pad)
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.4g}"))
+
+
 def plot_latency(results: list[dict[str, Any]]) -> Any:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * len(results)))
     ax.boxplot([r["latency_samples_ms"] for r in results], vert=False, showfliers=True, whis=(1, 99))
     ax.set_yticks(range(1, len(results) + 1), [_label(r) for r in results])
     ax.set_xlabel("latency per step, ms (whiskers p1-p99)")
-    ax.set_xscale("log")
+    samples = [v for r in results for v in r["latency_samples_ms"]]
+    _readable_axis(ax, "x", [float(min(samples)), float(max(samples))])
     ax.set_title("Latency distribution per bundle")
     return fig
 
@@ -69,8 +89,8 @@ def plot_size_latency(results: list[dict[str, Any]]) -> Any:
     for r in results:
         ax.scatter(r["size_bytes"] / 1024, r["latency_ms"]["p50"], s=40)
         ax.annotate(_label(r), (r["size_bytes"] / 1024, r["latency_ms"]["p50"]), fontsize=7, xytext=(4, 2), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    _readable_axis(ax, "x", [r["size_bytes"] / 1024 for r in results])
+    _readable_axis(ax, "y", [r["latency_ms"]["p50"] for r in results])
     ax.set_xlabel("model size, KB")
     ax.set_ylabel("p50 latency, ms")
     ax.set_title("Size vs latency")
@@ -90,12 +110,13 @@ def plot_energy(results: list[dict[str, Any]]) -> Any:
     return fig
 
 
-def plot_confusions(results: list[dict[str, Any]]) -> Any:
+def plot_confusions(results: list[dict[str, Any]], labels: list[str] | None = None) -> Any:
     plt = _pyplot()
     rows = [r for r in results if "confusion" in r]
     cols = min(3, len(rows))
     nrows = (len(rows) + cols - 1) // cols
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 4 * nrows), squeeze=False)
+    size = 4.2 if not labels else 4.2 + 0.12 * max(len(n) for n in labels)
+    fig, axes = plt.subplots(nrows, cols, figsize=(size * cols, size * nrows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, r in zip(axes.flat, rows):
@@ -107,6 +128,9 @@ def plot_confusions(results: list[dict[str, Any]]) -> Any:
                 if v:
                     ax.text(j, i, str(v), ha="center", va="center", fontsize=7)
         ax.set_title(f"{_label(r)}\nacc {r['accuracy']:.3f}", fontsize=8)
+        if labels and len(labels) == len(cm):
+            ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
+            ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
     fig.tight_layout()
@@ -138,7 +162,8 @@ def figures(doc: dict[str, Any]) -> list[tuple[str, Any]]:
     out.append(("Size vs latency", lambda: plot_size_latency(res)))
     out.append(("Energy per inference", lambda: plot_energy(res)))
     if any("confusion" in r for r in res):
-        out.append(("Confusion matrices", lambda: plot_confusions(res)))
+        labels = (doc.get("data") or {}).get("labels")
+        out.append(("Confusion matrices", lambda: plot_confusions(res, labels)))
     if doc.get("streaming_vs_window"):
         out.append(("Streaming vs window", lambda: plot_streaming_vs_window(doc["streaming_vs_window"])))
     return [(title, build()) for title, build in out]
@@ -175,6 +200,16 @@ def tables(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
     prec = [[f"{p['name']} {p['precision']} {p['mode']} {p['threads']}t", p["p50_ms"], p.get("speedup_vs_float32"),
              p.get("size_ratio_vs_float32"), p.get("accuracy"), p.get("agreement_with_float")] for p in doc["precisions"]]
     out.append(("Quantized vs float32", ["bundle", "p50 ms", "speedup vs float32", "size vs float32", "accuracy", "agree"], prec))
+    checked = [r for r in doc["results"] if r.get("verify")]
+    if checked:
+        out.append(("Conversion check against the Keras model (the bundle's verify.json)",
+                    ["bundle", "test sequences", "agreement with Keras", "long-stream steps", "long-stream agreement",
+                     "long-stream accuracy Keras / bundle", "state drift, first / last 10 % (mean |diff|)"],
+                    [[_label(r), r["verify"]["sequences"], r["verify"]["agreement_with_keras"], r["verify"]["long_stream_steps"],
+                      r["verify"]["long_stream_agreement"],
+                      _pair(r["verify"]["long_stream_accuracy_keras"], r["verify"]["long_stream_accuracy_converted"]),
+                      "; ".join(f"{n} {d['first_10pct']:.4f} / {d['last_10pct']:.4f}" for n, d in r["verify"]["state_drift"].items()) or "-"]
+                     for r in checked]))
     if doc.get("streaming_vs_window"):
         out.append(("Streaming vs window recompute", ["precision", "T", "threads", "streaming ms/frame", "window ms/frame", "speedup", "invoke-only speedup", "target >= 0.9*T"],
                     [[p["precision"], p["window_frames"], p["threads"], p["streaming_p50_ms"], p["window_p50_ms"], p["speedup"], p.get("invoke_only_speedup"),
@@ -188,8 +223,46 @@ def tables(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
     return out
 
 
+def _pair(a: Any, b: Any) -> str:
+    return "-" if a is None or b is None else f"{a:.3f} / {b:.3f}"
+
+
+def _speed(speedup: float) -> str:
+    if 0.9 <= speedup <= 1.1:
+        return "as fast"
+    return f"{speedup:.1f}x faster" if speedup > 1 else f"{1 / speedup:.1f}x slower"
+
+
+def summary_sentence(doc: dict[str, Any]) -> str:
+    """One paragraph: each quantized bundle's size, speed and agreement against its float32 twin."""
+    parts = []
+    items = (doc.get("data") or {}).get("items")
+    for p in doc["precisions"]:
+        if p["precision"] == "float32" or p.get("size_ratio_vs_float32") is None:
+            continue
+        r = next(r for r in doc["results"] if r["path"] == p["path"] and r["threads"] == p["threads"])
+        base = p["p50_ms"] * p["speedup_vs_float32"]
+        text = (f"{p['precision']} is {p['size_ratio_vs_float32']:.2f}x the size of float32, {_speed(p['speedup_vs_float32'])} "
+                f"(p50 {p['p50_ms']:.3f} vs {base:.3f} ms per frame, {p['threads']} thread(s))")
+        if p.get("agreement_with_float") is not None:
+            noun = "clips" if r["mode"] in ("streaming", "window") else "items"
+            split = doc["config"].get("split", "test")
+            text += (f", and agrees with it on {100 * p['agreement_with_float']:.1f} % of "
+                     f"{f'the {items} {split} {noun}' if items else 'the ' + noun}")
+            if p.get("accuracy") is not None:
+                f32 = next((q for q in doc["precisions"] if q["precision"] == "float32" and q["threads"] == p["threads"]), None)
+                if f32 is not None and f32.get("accuracy") is not None:
+                    text += f" (accuracy {p['accuracy']:.3f} vs {f32['accuracy']:.3f})"
+        stream = (r.get("verify") or {}).get("long_stream_agreement")
+        if stream is not None:
+            text += (f"; over a long stream with no state reset ({r['verify']['long_stream_steps']} frames) it agrees with "
+                     f"the float Keras model on {100 * stream:.1f} % of frames")
+        parts.append(text + ".")
+    return " ".join(parts) or f"{len(doc['results'])} bundle(s) measured; no quantized bundle with a float32 twin to compare."
+
+
 def to_markdown(doc: dict[str, Any]) -> str:
-    lines = [f"# Benchmark report ({doc['started_utc']})", "",
+    lines = [f"# {doc.get('title', 'Benchmark report')} ({doc['started_utc']})", "", summary_sentence(doc), "",
              f"Data: {doc['data']['source'] if doc.get('data') else 'seeded random inputs'}. "
              f"Run rules: {doc['config']['warmup']} warm-up steps excluded; each of {doc['config']['repeats']} repeats "
              f"runs at least {doc['config']['runs']} steps and {doc['config']['min_seconds']} s.", ""]
@@ -204,7 +277,11 @@ def to_html(doc: dict[str, Any]) -> str:
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>hybrid-edge benchmark</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
              "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child{text-align:left}</style></head><body>",
-             f"<h1>Benchmark report ({html.escape(doc['started_utc'])})</h1>"]
+             f"<h1>{html.escape(doc.get('title', 'Benchmark report'))} ({html.escape(doc['started_utc'])})</h1>",
+             f"<p style='font-size:16px;max-width:60em'>{html.escape(summary_sentence(doc))}</p>",
+             f"<p>Data: {html.escape(doc['data']['source'] if doc.get('data') else 'seeded random inputs')}. "
+             f"Run rules: {doc['config']['warmup']} warm-up steps excluded; each of {doc['config']['repeats']} repeats runs at least "
+             f"{doc['config']['runs']} steps and {doc['config']['min_seconds']} s.</p>"]
     for title, header, rows in tables(doc):
         parts.append(f"<h2>{html.escape(title)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows]

@@ -1,6 +1,6 @@
-"""Regenerate the published results table in README.md from real bench runs.
+"""Regenerate the published results table in docs/benchmarks.md from real bench runs.
 
-``python -m benchmarks.results_table RESULTS.json [RESULTS.json ...] [--readme README.md]``
+``python -m benchmarks.results_table RESULTS.json [RESULTS.json ...] [--readme docs/benchmarks.md]``
 replaces the text between ``<!-- results:start -->`` and ``<!-- results:end -->``
 with a table built from the given ``hybrid-edge bench`` results (plus the
 machine and load they were measured under). Nothing outside the markers changes.
@@ -64,7 +64,7 @@ def update_readme(readme: Path, docs: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.results_table", description=__doc__.splitlines()[0])
     p.add_argument("results", nargs="+", help="results.json files written by `hybrid-edge bench --out`")
-    p.add_argument("--readme", default="README.md")
+    p.add_argument("--readme", default="docs/benchmarks.md", help="the Markdown file holding the markers (default: docs/benchmarks.md)")
     args = p.parse_args(argv)
     docs = []
     for path in args.results:

@@ -79,12 +79,12 @@ def check_options(options: ConvertOptions) -> Format:
 
 def load_run(run_dir: Path) -> tuple[Any, ModelCard]:
     """Load the Keras model with safe_mode on, and the model card."""
-    import keras
+    from training.registry import load_keras_model
 
     run = RunDir(run_dir).check()
     model_path = run.model
     try:
-        model = keras.saving.load_model(model_path, safe_mode=True)
+        model = load_keras_model(model_path)
     except ValueError as exc:
         if "Lambda" in str(exc) or "safe_mode" in str(exc):
             raise ConversionError(f"{model_path}: refused to load: the model contains a Lambda layer (arbitrary code)") from None

@@ -121,7 +121,9 @@ def predict(
     steps = 0
     energy.start()
     t_start = time.perf_counter()
-    for i, item in enumerate(clipset.clips):
+    from edge.progress import progress
+
+    for i, item in enumerate(progress(clipset.clips, f"streaming {bundle.path.name}", unit="clips")):
         session.reset()
         length = None if clipset.lengths is None else int(clipset.lengths[i])
         probs = None

@@ -191,7 +191,10 @@ def format_summary(s: dict[str, Any]) -> str:
         f"{'latency ms, ' + str(s['warmup_frames']) + ' warm-up frames excluded':<40}"
         f"{'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}",
     ]
-    for stage, p in s["latency_ms"].items():
+    measured = {stage: p for stage, p in s["latency_ms"].items() if p}
+    if not measured:
+        lines.append(f"  too few frames: {s['frames']} streamed, {s['warmup_frames']} of them warm-up")
+    for stage, p in measured.items():
         lines.append(f"  {stage:<38}{p['p50']:8.3f} {p['p90']:8.3f} {p['p99']:8.3f} {p['max']:8.3f}")
     e = s["energy"]
     lines.append(f"energy {e['mj_per_frame']:.4f} mJ/frame, {e['average_watts']:.3f} W average ({e['source']})")

@@ -30,7 +30,9 @@ Source specs (``--source``)::
                          H, W from the bundle's preprocessing size
     stdin:framed         stdin with a 24-byte header per frame (see STDIN_HEADER)
     synthetic:fps=30,frames=300,size=48x48,stall_after=N,seed=0
-                         generated test-pattern frames (benchmarks, tests)
+                         generated test-pattern frames (benchmarks, tests); paced
+                         (fps > 0) it is live like a camera, unpaced (the
+                         default) it is lossless like a file
 
 OpenCV is imported only by the readers that need it.
 """
@@ -268,7 +270,7 @@ class StdinReader:
 class SyntheticSpec:
     """``synthetic:fps=30,frames=300,size=48x48,stall_after=0,fail_every=0,seed=0``."""
 
-    fps: float = 0.0  # 0 = as fast as possible
+    fps: float = 0.0  # 0 = as fast as the consumer takes them (lossless); > 0 = paced like a camera
     frames: int = 0  # 0 = endless
     size: tuple[int, int] = (48, 48)
     stall_after: int = 0  # block forever after this many frames (0 = never)
@@ -293,13 +295,18 @@ class SyntheticSpec:
 
 
 class SyntheticReader:
-    """Test-pattern frames at a set rate: a moving bar over seeded noise (no I/O)."""
+    """Test-pattern frames: a moving bar over seeded noise (no I/O).
 
-    live = True
+    Paced (``fps`` > 0) or with simulated link failures (``fail_every``) it is
+    a live source (latest-frame queue, reconnects); unpaced it is an offline
+    one, so every frame it makes is processed.
+    """
+
     color = "rgb"
 
     def __init__(self, spec: SyntheticSpec):
         self.spec = spec
+        self.live = spec.fps > 0 or spec.fail_every > 0
         self.name = "synthetic"
         h, w = spec.size
         # seeded hash noise (Knuth multiplicative); numpy.random would add ~0.1 s to a cold start

@@ -35,11 +35,11 @@ def tiny_bundles(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 @pytest.fixture(scope="session")
 def tiny_clips(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny test split as a clip set with the Keras model's reference probabilities."""
-    import keras
-
     from training.data import load_dataset
+    from training.registry import load_keras_model
+
     ds = load_dataset(TINY_SPEC)
-    model = keras.saving.load_model(tiny_run / "model.keras")
+    model = load_keras_model(tiny_run / "model.keras")
     ref = model.predict(ds.preprocessing.normalize(ds.test.x), verbose=0)
     path = tmp_path_factory.mktemp("clips") / "test.npz"
     np.savez(path, clips=ds.test.x, labels=ds.test.y, label_names=np.array(ds.label_names), reference_probs=ref)

@@ -24,10 +24,10 @@ def _expected_macs(cfg: TinyCnnRnnConfig) -> int:
 
 
 def test_int8_step_graph_counts_and_maps_to_edgetpu(tiny_bundles: dict[str, Path], tiny_run: Path) -> None:
-    import keras
+    from training.registry import load_keras_model
 
     a = analyze_graph(tiny_bundles["int8"] / "model.tflite")
-    model = keras.saving.load_model(tiny_run / "model.keras")
+    model = load_keras_model(tiny_run / "model.keras")
     assert a.parameters == model.count_params()
     assert a.macs == _expected_macs(TinyCnnRnnConfig())
     assert a.counts["CONV_2D"] == 2 and a.counts["FULLY_CONNECTED"] >= 3

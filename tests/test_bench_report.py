@@ -152,3 +152,22 @@ def test_report_command_rerenders_from_results(bench_runs: tuple[Path, Path], tm
     md = (tmp_path / "report.md").read_text()
     assert "| test_cnn_lstm float32 window 1t |" in md and "## Streaming vs window recompute" in md
     assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") == 6
+
+
+def test_report_opens_with_a_summary_and_shows_the_conversion_check(bench_runs: tuple[Path, Path], tiny_bundles: dict[str, Path]) -> None:
+    """The first paragraph compares int8 with float32; verify.json's long-stream numbers reach the report."""
+    from benchmarks.report import summary_sentence
+
+    doc = json.loads((bench_runs[0] / "results.json").read_text())
+    sentence = summary_sentence(doc)
+    int8 = next(p for p in doc["precisions"] if p["precision"] == "int8" and p["threads"] == 1)
+    assert sentence.startswith(f"int8 is {int8['size_ratio_vs_float32']:.2f}x the size of float32")
+    assert f"agrees with it on {100 * int8['agreement_with_float']:.1f} % of the 7 test clips" in sentence
+    md = (bench_runs[0] / "report.md").read_text()
+    assert sentence in md and sentence.split(" (")[0] in (bench_runs[0] / "report.html").read_text()
+    verify = json.loads((tiny_bundles["int8"] / "verify.json").read_text())
+    row = next(r for r in doc["results"] if r["precision"] == "int8" and r["mode"] == "streaming")
+    assert row["verify"]["long_stream_agreement"] == verify["long_stream"]["step_agreement"]
+    assert row["verify"]["agreement_with_keras"] == verify["agreement"]
+    assert "## Conversion check against the Keras model" in md
+

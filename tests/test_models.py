@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.registry import InputKind, create_model, get_entry, list_models, make_config
+from training.registry import InputKind, create_model, get_entry, list_models, load_keras_model, make_config
 
 TEST_MODELS = [n for n in list_models() if n.startswith("test_")]
 STREAMABLE_TESTS = [n for n in TEST_MODELS if get_entry(n).streamable]
@@ -64,7 +64,7 @@ def test_build_train_one_step_save_reload(name: str, tmp_path: Path) -> None:
     assert probs.shape == (len(y), classes)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     model.save(tmp_path / "m.keras")
-    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    again = load_keras_model(tmp_path / "m.keras")
     np.testing.assert_allclose(again.predict(x, verbose=0), probs, atol=1e-6)
     names = [layer.name for layer in model.layers]
     assert "classifier" in names

@@ -158,6 +158,25 @@ def test_isolated_first_load_and_max_frames(tiny_bundles: dict[str, Path]) -> No
     assert proc.returncode == 0 and "frames 5 in" in proc.stdout.decode(), proc.stderr.decode()
 
 
+def test_unpaced_synthetic_source_streams_every_frame(tiny_bundles: dict[str, Path], tmp_path: Path) -> None:
+    """``synthetic:frames=50`` is unpaced, hence lossless: all 50 frames are streamed, none dropped."""
+    summary = tmp_path / "summary.json"
+    proc = _run(tiny_bundles["int8"], "--source", "synthetic:frames=50", "--summary-json", str(summary))
+    assert proc.returncode == 0, proc.stderr.decode()
+    s = json.loads(summary.read_text())
+    assert s["frames"] == 50 and s["dropped"] == 0
+    assert s["latency_ms"]["invoke"]["count"] == 45  # 5 warm-up frames excluded
+    assert "frames 50 in" in proc.stdout.decode()
+
+
+def test_too_few_frames_for_latency_says_so(tiny_bundles: dict[str, Path]) -> None:
+    proc = _run(tiny_bundles["int8"], "--source", "synthetic:frames=3,size=24x24")
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = proc.stdout.decode()
+    assert "too few frames: 3 streamed, 3 of them warm-up" in out
+    assert "end_to_end" not in out
+
+
 def test_stalled_source_exits_with_camera_lost(tiny_bundles: dict[str, Path]) -> None:
     proc = _run(tiny_bundles["int8"], "--source", "synthetic:stall_after=4,size=24x24", "--stall-timeout", "0.5",
                 timeout=30)

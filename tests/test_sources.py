@@ -102,8 +102,8 @@ def test_stalling_source_raises_camera_lost_within_timeout() -> None:
 
 
 def test_fast_producer_keeps_queue_bounded_and_counts_drops() -> None:
-    src = open_source("synthetic:frames=3000", options=SourceOptions(queue_size=3))
-    assert src.policy == "latest"
+    src = open_source("synthetic:fps=100000,frames=3000", options=SourceOptions(queue_size=3))
+    assert src.live and src.policy == "latest"
     consumed, max_queued = 0, 0
     for _ in src:
         max_queued = max(max_queued, src.queued)
@@ -112,6 +112,18 @@ def test_fast_producer_keeps_queue_bounded_and_counts_drops() -> None:
     src.close()
     assert max_queued <= 3
     assert src.dropped > 0 and consumed + src.dropped == src.frames_read == 3000
+
+
+def test_unpaced_synthetic_source_is_lossless() -> None:
+    """Unpaced, the synthetic source is offline: a slow consumer still gets every frame."""
+    src = open_source("synthetic:frames=200", options=SourceOptions(queue_size=2))
+    assert not src.live and src.policy == "block"
+    got = 0
+    for _ in src:
+        time.sleep(0.0005)
+        got += 1
+    src.close()
+    assert got == src.frames_read == 200 and src.dropped == 0
 
 
 def test_live_source_reconnects_with_new_generation() -> None:

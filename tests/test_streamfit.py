@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.errors import HybridEdgeError
-from training.registry import create_model, make_config
+from training.registry import create_model, load_keras_model, make_config
 from training.streamfit import StreamFitConfig, build_stream_model, stream_accuracy, stream_fit
 from training.train import TrainConfig, seed_everything, train
 
@@ -97,7 +97,7 @@ def test_train_with_stream_epochs_saves_a_normal_model(tmp_path: Path) -> None:
     assert 0.0 <= stream["accuracy_per_step"] <= 1.0
     assert len(json.loads((run / "history.json").read_text())["stream"]) == 2
     assert json.loads((run / "config.json").read_text())["train"]["stream_epochs"] == 2
-    model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    model = load_keras_model(run / "model.keras")
     rnns = [l for l in model.layers if isinstance(l, keras.layers.RNN)]
     assert [type(l).__name__ for l in rnns] == ["LSTM"] and not any(l.stateful or l.return_state for l in rnns)
     assert [l.name for l in model.layers] == [l.name for l in create_model("test_cnn_lstm", make_config(

@@ -112,3 +112,19 @@ def test_image_and_clip_models_train(model: str, spec: str, tmp_path: Path) -> N
     assert card["input"]["kind"] == ("image" if model == "test_cnn" else "clip")
     assert card["preprocessing"]["scale"] == pytest.approx(1 / 255)
     assert np.isfinite(card["metrics"]["test_loss"])
+
+
+def test_tensorflow_logs_stay_out_of_the_terminal_unless_verbose(ts_dir: Path, tmp_path: Path) -> None:
+    """TensorFlow's native log lines (absl pre-init notes, oneDNN, cpu_feature_guard) only show with --verbose."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "ABSL_MIN_LOG_LEVEL")}
+    env["PYTHONPATH"] = str(ROOT)
+    native = ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard", "I0000 ", "E0000 ")
+    runs = {}
+    for verbose in (False, True):
+        args = ["--model", "test_rnn", "--dataset", f"ucr:{ts_dir}", "--epochs", "1", "--out", str(tmp_path / f"v{verbose}")]
+        proc = subprocess.run([sys.executable, "-m", "edge", "train", *args, *(["--verbose"] if verbose else [])],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert "epoch 1/1" in proc.stdout
+        runs[verbose] = [line for line in proc.stderr.splitlines() if any(n in line for n in native)]
+    assert runs[False] == [] and runs[True]

@@ -13,6 +13,9 @@ from edge.errors import HybridEdgeError
 _MODULES = ("training.models.cnn", "training.models.rnn", "training.models.cnn_rnn")
 
 
+SCHEDULES = ("constant", "cosine")  # learning-rate schedules training.train knows
+
+
 @dataclass(frozen=True)
 class FitDefaults:
     """Training-loop defaults that suit a model (the CLI's flags override them)."""
@@ -25,6 +28,8 @@ class FitDefaults:
     min_epochs: int = 0  # neither stop nor pick a best epoch before this one (tiny validation sets are noisy)
     clipnorm: float = 0.0  # gradient-norm clipping; 0 = off
     stream_epochs: int = 0  # carried-state stream fine-tuning after the fit (training.streamfit); 0 = off
+    schedule: str = "constant"  # learning rate: "constant", or "cosine" (decays to 0 over `epochs`)
+    stream_learning_rate: float = 1e-3  # of the stream fine-tuning phase
 
 
 @dataclass(frozen=True)
@@ -125,3 +130,13 @@ def create_model(name: str, config: Any = None) -> Any:
     """Build a Keras model by registered name."""
     entry = get_entry(name)
     return entry.builder(config if config is not None else entry.config_cls())
+
+
+def load_keras_model(path: Any) -> Any:
+    """Load a saved ``model.keras`` (safe mode), with this package's custom layers registered."""
+    import keras
+
+    import training.models.layers  # noqa: F401  (registers the custom layers)
+
+    return keras.saving.load_model(path, safe_mode=True)
+

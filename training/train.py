@@ -24,7 +24,7 @@ from edge.errors import HybridEdgeError
 from edge.rundir import TENSORBOARD, InputSpec, Metrics, ModelCard, RunDir
 from training.data import Dataset, load_dataset
 from training.distribute import Distribution, make_strategy, prepare_model
-from training.registry import ModelEntry, create_model, get_entry, make_config
+from training.registry import SCHEDULES, ModelEntry, create_model, get_entry, make_config
 from edge.versions import library_versions
 
 
@@ -43,6 +43,8 @@ class TrainConfig:
     min_epochs: int | None = None
     clipnorm: float | None = None
     stream_epochs: int | None = None
+    schedule: str | None = None
+    stream_learning_rate: float | None = None
     seed: int = 0
     distribute: Distribution = Distribution.NONE
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -62,6 +64,20 @@ def seed_everything(seed: int) -> None:
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+def _learning_rate(config: TrainConfig, n_train: int) -> Any:
+    """The optimizer's learning rate: a constant, or a cosine decay to 0 over all ``epochs``.
+
+    A cosine schedule converges in fewer epochs than a constant rate at the same
+    peak (large steps early, fine ones at the end); early stopping still applies.
+    """
+    import keras
+
+    if config.schedule != "cosine":
+        return float(config.learning_rate)
+    steps = int(config.epochs) * max(1, -(-n_train // int(config.batch_size)))
+    return keras.optimizers.schedules.CosineDecay(float(config.learning_rate), decay_steps=steps)
 
 
 def _shape_overrides(entry: ModelEntry, dataset: Dataset) -> dict[str, Any]:
@@ -105,6 +121,8 @@ def train(
         raise HybridEdgeError(f"stream_epochs must be >= 0, got {config.stream_epochs}")
     stream_asked = bool(config.stream_epochs)
     config = config.resolved(entry)
+    if config.schedule not in SCHEDULES:
+        raise HybridEdgeError(f"unknown learning-rate schedule {config.schedule!r}; choose one of {', '.join(SCHEDULES)}")
     t0 = time.perf_counter()
     dataset = dataset or load_dataset(dataset_spec)  # numpy/OpenCV only: bad data fails before TensorFlow loads
     progress(f"dataset {dataset.spec}: train {len(dataset.train.y)}, val {len(dataset.val.y)}, test {len(dataset.test.y)} ({time.perf_counter() - t0:.1f}s)")
@@ -117,7 +135,7 @@ def train(
     with strategy.scope():
         model = create_model(model_name, model_cfg)
         model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm or None),
+            optimizer=keras.optimizers.Adam(_learning_rate(config, len(dataset.train.y)), clipnorm=config.clipnorm or None),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
@@ -246,10 +264,11 @@ def _stream_phase(model: Any, entry: ModelEntry, config: TrainConfig, asked: boo
 
 
 def _stream_fit_config(config: TrainConfig) -> Any:
-    """The stream phase's settings: its own defaults, with the run's epochs, batch size (streams) and seed."""
+    """The stream phase's settings: its own defaults, with the run's epochs, batch size (streams), learning rate, schedule and seed."""
     from training.streamfit import StreamFitConfig
 
-    return StreamFitConfig(epochs=int(config.stream_epochs or 0), batch_size=int(config.batch_size), seed=config.seed)
+    return StreamFitConfig(epochs=int(config.stream_epochs or 0), batch_size=int(config.batch_size),
+                           learning_rate=float(config.stream_learning_rate), cosine=config.schedule == "cosine", seed=config.seed)
 
 
 def _stream_metrics(model: Any, entry: ModelEntry, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
@@ -267,21 +286,33 @@ def _stream_metrics(model: Any, entry: ModelEntry, x_test: np.ndarray, y_test: n
 
 
 class _ProgressCallback:
-    """One line per epoch; built lazily so importing this module needs no Keras."""
+    """A bar over epochs on a terminal, else one line per epoch; built lazily so importing this module needs no Keras."""
 
     def __new__(cls, progress: Callable[[str], None], epochs: int):
         import keras
 
-        class Progress(keras.callbacks.Callback):
+        from edge.progress import Progress, bars
+
+        class EpochProgress(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self._bar = Progress(epochs, "training", unit="epochs") if bars() else None
+
             def on_epoch_begin(self, epoch, logs=None):
                 self._t = time.perf_counter()
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
                 val = f" val_loss {logs['val_loss']:.3f} val_acc {logs.get('val_accuracy', 0):.3f}" if "val_loss" in logs else ""
-                progress(
-                    f"epoch {epoch + 1}/{epochs}: loss {logs.get('loss', 0):.3f} acc {logs.get('accuracy', 0):.3f}"
-                    f"{val} ({time.perf_counter() - self._t:.1f}s)"
-                )
+                line = (f"epoch {epoch + 1}/{epochs}: loss {logs.get('loss', 0):.3f} acc {logs.get('accuracy', 0):.3f}"
+                        f"{val} ({time.perf_counter() - self._t:.1f}s)")
+                if self._bar is None:
+                    progress(line)
+                else:
+                    self._bar.update()
+                    self._bar.note(line.split(": ", 1)[1])
 
-        return Progress()
+            def on_train_end(self, logs=None):
+                if self._bar is not None:
+                    self._bar.close()
+
+        return EpochProgress()

@@ -16,7 +16,7 @@ from edge.errors import HybridEdgeError
 
 #: name -> (module, one-line summary), in ``--help`` order
 COMMANDS: dict[str, tuple[str, str]] = {
-    "quickstart": ("edge.commands.quickstart", "generate data, train a CNN+LSTM, convert float32+int8, stream and report"),
+    "quickstart": ("edge.commands.quickstart", "generate data, train a CNN+LSTM, convert float32+int8, stream, benchmark and write report.html"),
     "models": ("edge.commands.models", "list the registered models (input kind, streamable, description)"),
     "train": ("edge.commands.train", "train a registered model on a dataset spec"),
     "convert": ("edge.commands.convert", "convert a run directory to a verified bundle (streaming step model, window or single frame)"),

@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", required=True,
                    help="camera index (0), video file, rtsp:// or http:// URL, image directory, "
                         "'-' (raw RGB frames on stdin, HxWx3 at the bundle's size), 'stdin:framed', "
-                        "or synthetic:fps=30,frames=300")
+                        "or synthetic:frames=300 (test frames, unpaced and lossless; add fps=30 to pace them like a camera)")
     p.add_argument("--threads", type=int, default=1)
     add_delegate_option(p)
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: until the source ends)")

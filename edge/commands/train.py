@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="default: the model's")
     p.add_argument("--learning-rate", type=float, default=None, help="default: the model's")
     p.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs (default: the model's)")
+    p.add_argument("--schedule", default=None, metavar="{constant,cosine}",
+                   help="learning rate: constant, or cosine decay to 0 over the epochs (default: the model's)")
     p.add_argument("--stream-epochs", type=int, default=None, metavar="N",
                    help="after the fit, fine-tune recurrent models on clip streams with the state carried across clips "
                         "(no reset) for N epochs; 0 = off (default: the model's)")
@@ -27,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--distribute", default="none", metavar="{none,mirrored,multi-worker}",
                    help="tf.distribute strategy; multi-worker reads TF_CONFIG, the chief writes --out")
     p.add_argument("--out", required=True, metavar="RUN_DIR")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (default: discarded)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,18 +37,25 @@ def run(args: argparse.Namespace) -> int:
     from edge.errors import HybridEdgeError
 
     require_extra("train")
+    from training.quiet import quiet_tensorflow
+
+    quiet_tensorflow(verbose=args.verbose)
     from training.distribute import Distribution
     from training.registry import get_entry
     from training.train import TrainConfig, train
 
+    from training.registry import SCHEDULES
+
     get_entry(args.model)  # an unknown name is one line listing the registered ones
+    if args.schedule is not None and args.schedule not in SCHEDULES:
+        raise HybridEdgeError(f"--schedule {args.schedule!r}: choose one of {', '.join(SCHEDULES)}")
     bad = [kv for kv in args.set if "=" not in kv]
     if bad:
         raise HybridEdgeError(f"--set expects KEY=VALUE, got {bad[0]!r}")
     if args.distribute not in {d.value for d in Distribution}:
         raise HybridEdgeError(f"--distribute {args.distribute!r}: choose one of {', '.join(d.value for d in Distribution)}")
     cfg = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience,
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience, schedule=args.schedule,
         stream_epochs=args.stream_epochs, seed=args.seed, distribute=Distribution(args.distribute), overrides=dict(kv.split("=", 1) for kv in args.set),
     )
     out = train(args.model, args.dataset, args.out, cfg)

@@ -100,7 +100,9 @@ def load_dataset(spec: str) -> Dataset:
 
     if kind not in LOADERS:
         raise DataError(f"unknown dataset kind {kind!r} in {spec!r}; known: {', '.join(sorted(LOADERS))}")
-    return LOADERS[kind](path, options)
+    from training.data.cache import cached
+
+    return cached(kind, spec, lambda: LOADERS[kind](path, options))
 
 
 def typed_options(kind: str, options: dict[str, str], defaults: dict[str, Any]) -> dict[str, Any]:

@@ -107,7 +107,9 @@ def generate(cfg: SyntheticActionsConfig) -> tuple[np.ndarray, np.ndarray]:
     n = cfg.classes * cfg.clips
     clips = np.empty((n, cfg.frames, cfg.size, cfg.size, 3), np.uint8)
     labels = np.arange(n) % cfg.classes
-    for i in range(n):
+    from edge.progress import progress
+
+    for i in progress(range(n), "generating clips", unit="clips"):
         rng = np.random.default_rng([cfg.seed, i])
         clips[i] = render_clip(ACTIONS[labels[i]], cfg, rng)
     return clips, labels.astype(np.int64)

