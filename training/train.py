@@ -23,6 +23,7 @@ from edge.bundle.manifest import InputKind
 from edge.errors import HybridEdgeError
 from edge.rundir import TENSORBOARD, InputSpec, Metrics, ModelCard, RunDir
 from training.data import Dataset, load_dataset
+from training.diagnosis import diagnose
 from training.distribute import Distribution, make_strategy, prepare_model
 from training.registry import SCHEDULES, ModelEntry, create_model, get_entry, make_config
 from edge.versions import library_versions
@@ -166,6 +167,10 @@ def train(
             stream_history, before_stream = _stream_phase(model, entry, config, stream_asked, (x_train, x_val, x_test), dataset, progress)
             test_loss, test_acc = model.evaluate(x_test, dataset.test.y, verbose=0, batch_size=64)
         progress(f"test accuracy {test_acc:.3f} ({time.perf_counter() - t0:.1f}s)")
+        train_acc = max(history.history.get("accuracy") or [float("nan")])
+        diagnosis = diagnose(train_acc, float(test_acc), dataset.num_classes, len(history.history["loss"]), len(dataset.train.y))
+        if diagnosis:
+            progress(f"WARNING: {diagnosis}")
         stream_metrics = _stream_metrics(model, entry, x_test, dataset.test.y)
         if stream_metrics:
             progress(f"test stream (no reset, {stream_metrics['steps']} steps): per-step accuracy {stream_metrics['accuracy_per_step']:.3f}")
@@ -197,6 +202,8 @@ def train(
             preprocessing=pre,
             metrics=Metrics(
                 test_accuracy=float(test_acc),
+                train_accuracy=float(train_acc),
+                diagnosis=diagnosis,
                 test_loss=float(test_loss),
                 epochs_run=len(history.history["loss"]),
                 stream_epochs_run=len(stream_history),
