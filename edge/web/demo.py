@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import socket
+import statistics
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -77,6 +79,17 @@ def window_problem() -> str | None:
     return None
 
 
+RECENT = 100  # frames behind the compare panel's ratios
+
+
+def median_ratio(pairs: deque[tuple[float, float]]) -> float | None:
+    """median(second) / median(first) over recent frames (None while there are none)."""
+    if not pairs:
+        return None
+    first = statistics.median(a for a, _ in pairs)
+    return round(statistics.median(b for _, b in pairs) / first, 3) if first > 0 else None
+
+
 class Compare:
     """A second bundle stepped on the same frames: its decision, running agreement, latency and energy ratio."""
 
@@ -87,8 +100,9 @@ class Compare:
         self.frames = 0
         self.agree = 0
         self.generation = 0
-        self.compute_ms = [0.0, 0.0]  # first, second bundle: preprocess + invoke + postprocess
-        self.invoke_ms = [0.0, 0.0]
+        # the last RECENT frames of (first, second) bundle: invoke, and preprocess + invoke + postprocess
+        self.invoke_ms: deque[tuple[float, float]] = deque(maxlen=RECENT)
+        self.compute_ms: deque[tuple[float, float]] = deque(maxlen=RECENT)
 
     def step(self, d: FrameDecision) -> dict[str, Any]:
         if d.frame.generation != self.generation:  # the source reconnected: the first session was reset too
@@ -100,10 +114,9 @@ class Compare:
         index, score = self.smoother.update(r.probabilities, r.index, r.score) if self.smooth else (r.index, r.score)
         self.frames += 1
         self.agree += int(index == d.index)
-        self.compute_ms[0] += d.result.preprocess_ms + d.result.invoke_ms + d.result.postprocess_ms
-        self.compute_ms[1] += r.preprocess_ms + r.invoke_ms + r.postprocess_ms
-        self.invoke_ms[0] += d.result.invoke_ms
-        self.invoke_ms[1] += r.invoke_ms
+        self.compute_ms.append((d.result.preprocess_ms + d.result.invoke_ms + d.result.postprocess_ms,
+                                r.preprocess_ms + r.invoke_ms + r.postprocess_ms))
+        self.invoke_ms.append((d.result.invoke_ms, r.invoke_ms))
         labels = self.session.bundle.labels
         return {
             "label": labels[index] if index < len(labels) else str(index),
@@ -111,9 +124,9 @@ class Compare:
             "agreement": round(self.agree / self.frames, 4),
             "frames": self.frames,
             "invoke_ms": round(r.invoke_ms, 3),
-            "latency_ratio": round(self.invoke_ms[1] / self.invoke_ms[0], 3) if self.invoke_ms[0] > 0 else None,
+            "latency_ratio": median_ratio(self.invoke_ms),
             # energy on one CPU is power x compute time; both run on the same core: the ratio of compute times
-            "energy_ratio": round(self.compute_ms[1] / self.compute_ms[0], 3) if self.compute_ms[0] > 0 else None,
+            "energy_ratio": median_ratio(self.compute_ms),
             "energy_basis": "compute-time ratio, an estimate",
         }
 
@@ -293,6 +306,11 @@ class Demo:
         finally:
             self.close(error)
         return summary
+
+    def stop(self) -> None:
+        """End :meth:`serve` from another thread: the source stops, the loop finishes with its summary."""
+        if self.source is not None:
+            self.source.close()
 
     def close(self, error: str | None = None) -> None:
         """Stop the viewers and the server, and write the final status; idempotent."""
