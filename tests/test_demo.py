@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -18,6 +17,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 
+from benchmarks.browser import ServedDemo
 from edge.run import RunOptions
 from edge.status import read_status
 from edge.web.demo import Demo, DemoOptions, window_problem
@@ -27,39 +27,20 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = RunOptions(meter="estimate:x86-tdp", warmup=0)
 
 
-class Running:
-    """A demo serving in a background thread, stopped on exit."""
+class Running(ServedDemo):
+    """A demo on a free port with test defaults, plus a one-request client."""
 
     def __init__(self, bundle: Path, source: str, **kw: object):
-        self.demo = Demo(bundle, source, DemoOptions(run=FAST, port=0, **kw))  # type: ignore[arg-type]
-        self.summary: dict | None = None
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while self.demo.hub.frames < 3:
-            assert time.monotonic() < deadline, "no frames"
-            time.sleep(0.02)
-
-    def _serve(self) -> None:
-        self.summary = self.demo.serve()
-
-    @property
-    def port(self) -> int:
-        return self.demo.server.port
+        super().__init__(bundle, source, DemoOptions(run=FAST, port=0, **kw))  # type: ignore[arg-type]
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         conn.request("GET", path, headers=headers or {})
         r = conn.getresponse()
-        body = r.read() if r.status != 200 or not r.getheader("Content-Type", "").startswith(("multipart", "text/event")) else b""
-        out = (r.status, {k.lower(): v for k, v in r.getheaders()}, body)
+        streaming = r.getheader("Content-Type", "").startswith(("multipart", "text/event"))
+        out = (r.status, {k.lower(): v for k, v in r.getheaders()}, b"" if r.status == 200 and streaming else r.read())
         conn.close()
         return out
-
-    def stop(self) -> None:
-        self.demo.stop()
-        self.thread.join(10)
-        assert not self.thread.is_alive()
 
 
 @pytest.fixture
@@ -67,6 +48,7 @@ def served(tiny_bundles: dict[str, Path]) -> Iterator[Running]:
     r = Running(tiny_bundles["int8"], "synthetic-actions:fps=40", host="127.0.0.1", token="t0ken-abcdef", max_viewers=3)
     yield r
     r.stop()
+    assert not r.thread.is_alive()
 
 
 def _raw(port: int, path: str, cookie: str = "hybrid_edge_token=t0ken-abcdef", rcvbuf: int | None = None) -> socket.socket:

@@ -19,7 +19,7 @@ _CSS = """
 *{box-sizing:border-box}body{margin:0;background:var(--bg);color:var(--fg);font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 header{display:flex;gap:16px;align-items:baseline;padding:10px 16px;border-bottom:1px solid #252a33}
 header h1{font-size:16px;margin:0}header span{color:var(--dim)}
-main{display:grid;grid-template-columns:minmax(320px,640px) minmax(280px,1fr);gap:16px;padding:16px}
+main{display:grid;grid-template-columns:minmax(300px,520px) minmax(300px,1fr);gap:16px;padding:16px}
 .panel{background:var(--panel);border-radius:8px;padding:12px}
 #view{position:relative;line-height:0}#video{width:100%;image-rendering:pixelated;border-radius:6px;background:#000;min-height:120px}
 #overlay{position:absolute;left:0;top:0;width:100%;height:100%;pointer-events:none}
@@ -89,7 +89,8 @@ $("bundle").textContent = `${cfg.bundle} · ${cfg.precision} · ${cfg.mode}` + (
 $("source").textContent = cfg.source;
 if(cfg.compare){ $("comparepanel").style.display=""; $("name1").textContent=`${cfg.bundle} (${cfg.precision})`;
   $("name2").textContent=`${cfg.compare.bundle} (${cfg.compare.precision})`; }
-for(const s of STAGES){ const tr=document.createElement("tr"); tr.innerHTML=`<td>${s.replace("_"," ")}</td><td id="p50_${s}">–</td><td id="p95_${s}">–</td>`; $("stages").appendChild(tr); }
+const STAGE_NAMES = {capture:"capture (wait + read)", end_to_end:"end to end"};
+for(const s of STAGES){ const tr=document.createElement("tr"); tr.innerHTML=`<td>${STAGE_NAMES[s]||s}</td><td id="p50_${s}">–</td><td id="p95_${s}">–</td>`; $("stages").appendChild(tr); }
 const video = $("video");
 video.src = `stream.mjpg?fps=${cfg.fps}&w=${cfg.width}`;
 video.addEventListener("error", () => setTimeout(() => { video.src = `stream.mjpg?fps=${cfg.fps}&w=${cfg.width}&r=${Date.now()}`; }, 1000));
@@ -103,13 +104,13 @@ function onEvent(d){
   events.push({t:d.t, seq:d.seq, label:d.label, reset:d.reset, gap});
   while(events.length && d.t - events[0].t > WINDOW_S) events.shift();
   recent.push(d.stage_ms); if(recent.length>300) recent.shift();
-  document.body.dataset.seq = d.seq;
-  dirty = true;
+  if(!dirty){ dirty = true; requestAnimationFrame(render); }
 }
 let dirty = false;
 function render(){
   if(!dirty || !last) return; dirty = false;
   const d = last, unsure = d.score < cfg.uncertain;
+  document.body.dataset.seq = d.seq;  // the decision on screen (the glass-to-label benchmark reads it)
   $("label").textContent = d.label; $("label").className = "big" + (unsure ? " uncertain" : "");
   $("state").textContent = unsure ? `uncertain (below ${cfg.uncertain})` : "confident";
   $("state").className = unsure ? "uncertain" : "dim";
@@ -155,7 +156,6 @@ function drawOverlay(){
   g.fillStyle="rgba(0,0,0,0.55)"; g.fillRect(8,h-34,tw+16,26);
   g.fillStyle=d.score<cfg.uncertain?"#ffb347":color(d.label); g.fillText(text,16,h-15);
 }
-setInterval(render, 100);
 function connect(){
   const es = new EventSource("events");
   es.onopen = () => { $("conn").textContent="live"; };
@@ -177,9 +177,10 @@ def render_page(config: dict[str, Any]) -> tuple[bytes, str]:
     html = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width,initial-scale=1'><title>hybrid-edge live</title>"
+        "<link rel=icon href='data:,'>"
         f"<style>{_CSS}</style></head><body>{_BODY}"
         f"<script type='application/json' id='cfg'>{data}</script><script>{_JS}</script></body></html>"
     )
-    csp = (f"default-src 'none'; img-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
+    csp = (f"default-src 'none'; img-src 'self' data:; connect-src 'self'; style-src 'unsafe-inline'; "
            f"script-src {script_hash(_JS)}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
     return html.encode(), csp

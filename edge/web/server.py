@@ -34,7 +34,8 @@ SECURITY_HEADERS = (
     ("X-Frame-Options", "DENY"),
 )
 KEEPALIVE_S = 10.0  # an idle event stream gets a comment line this often (finds closed viewers)
-STALE_S = 10.0  # /healthz answers 503 when the newest frame is older than this
+STALE_S = 10.0
+PACE = 0.8  # a viewer's next frame is due after 0.8 of its period: at a camera's own rate it never skips one  # /healthz answers 503 when the newest frame is older than this
 
 
 class ServeError(HybridEdgeError):
@@ -189,6 +190,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self._start(HTTPStatus.OK, f"multipart/x-mixed-replace; boundary={BOUNDARY}", None,
                         cookie + (("Connection", "close"),))
+            self.wfile.write(f"--{BOUNDARY}\r\n".encode())
             last, due = -1, 0.0
             while not hub.closed:
                 if hub.wait_closed(due - time.monotonic()):
@@ -196,11 +198,12 @@ class Handler(BaseHTTPRequestHandler):
                 jpeg = hub.next_jpeg(width, last, KEEPALIVE_S)
                 if jpeg is None:
                     continue
-                head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg.data)}\r\n"
+                head = (f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg.data)}\r\n"
                         f"X-Frame-Seq: {jpeg.seq}\r\n\r\n").encode()
-                self.wfile.write(head + jpeg.data + b"\r\n")
+                # the next part's boundary goes out with this frame: a browser shows a part once it sees its end
+                self.wfile.write(head + jpeg.data + f"\r\n--{BOUNDARY}\r\n".encode())
                 hub.sent_frame()
-                last, due = jpeg.seq, time.monotonic() + 1.0 / fps
+                last, due = jpeg.seq, time.monotonic() + PACE / fps
         finally:
             hub.want(width, fps, False)
             hub.detach("mjpeg")
