@@ -215,7 +215,7 @@ class Demo:
             "reset": d.reset,
             "resets": self.session.resets,
             "frames": self.hub.frames + 1,
-            "viewers": max(self.hub.viewers.values(), default=0),
+            "viewers": self.hub.viewer_count(),
         }
         if isinstance(self.reader, SyntheticActionsReader):
             event["truth"] = self.reader.activity_at(d.frame.index)

@@ -1,11 +1,13 @@
 """The meeting point of the inference loop and the viewers: newest frame, newest decisions, JPEGs.
 
 The loop calls :meth:`Hub.publish` once per inferred frame: it stores a
-reference to the frame and the decision's JSON under one condition and wakes
-the waiting viewers. Nothing in ``publish`` waits for a viewer. JPEG encoding
-happens in the hub's own encoder thread, only while an MJPEG viewer is attached,
-once per frame and width for all viewers, at most at the highest rate a viewer
-asked for; a viewer always gets the newest JPEG and skips the ones it missed.
+reference to the frame and the decision's JSON under one lock and wakes the
+event-stream viewers and the encoder (video viewers wait on their own condition,
+woken only by a new JPEG). Nothing in ``publish`` waits for a viewer. JPEG
+encoding happens in the hub's own encoder thread, only while a video viewer is
+attached, once per frame and width for all viewers, at most at the highest rate a
+viewer asked for, and never wider than the frame (the browser scales up for free);
+a viewer always gets the newest JPEG and skips the ones it missed.
 Decisions are kept in a short ring, so an event-stream viewer that falls a few
 frames behind still gets each one, and one that falls far behind skips ahead.
 """
@@ -61,7 +63,7 @@ def resize_to_width(image: np.ndarray, width: int) -> np.ndarray:
     h, w = image.shape[:2]
     if w == width:
         return image
-    interp = cv2.INTER_AREA if width < w else cv2.INTER_LINEAR
+    interp = cv2.INTER_AREA if width * 2 <= w else cv2.INTER_LINEAR  # AREA's general case is 5x slower
     return cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=interp)
 
 
@@ -83,7 +85,11 @@ class Hub:
 
     def __init__(self, quality: int = 80):
         self.quality = quality
-        self.cond = threading.Condition()
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)  # a new decision (event streams, encoder)
+        self.jpeg_cond = threading.Condition(self.lock)  # a new JPEG (video viewers)
+        self._closed = threading.Event()
+        self._wanted = threading.Event()  # some video viewer is attached
         self.closed = False
         self.seq = -1  # newest published frame
         self.frames = 0  # inferred frames published
@@ -118,9 +124,12 @@ class Hub:
 
     def close(self) -> None:
         """Wake every viewer and the encoder so they end."""
-        with self.cond:
+        with self.lock:
             self.closed = True
+            self._closed.set()
+            self._wanted.set()
             self.cond.notify_all()
+            self.jpeg_cond.notify_all()
         self._encoder.join(timeout=1.0)
 
     def age_s(self) -> float | None:
@@ -137,34 +146,41 @@ class Hub:
             self.viewers[route] += 1
             return True
 
+    def viewer_count(self) -> int:
+        """Viewers now: the larger of the open video and event streams (a page opens one of each)."""
+        with self.lock:
+            return max(self.viewers.values(), default=0)
+
     def detach(self, route: str) -> None:
         with self.cond:
             self.viewers[route] -= 1
 
     def want(self, width: int, fps: float, on: bool) -> None:
         """Register (``on``) or drop an MJPEG viewer's size and rate; the encoder serves what is wanted."""
-        with self.cond:
+        with self.lock:
             self._wants[(width, fps)] += 1 if on else -1
             if self._wants[(width, fps)] <= 0:
                 del self._wants[(width, fps)]
-            self.cond.notify_all()
+            if self._wants:
+                self._wanted.set()
+            elif not self.closed:
+                self._wanted.clear()
 
     def wait_closed(self, timeout: float) -> bool:
         """Sleep up to ``timeout`` s (a viewer's frame pacing), waking at once on close; True if closed."""
-        with self.cond:
-            if timeout > 0 and not self.closed:
-                self.cond.wait_for(lambda: self.closed, timeout)
-            return self.closed
+        if timeout > 0:
+            self._closed.wait(timeout)
+        return self.closed
 
     def sent_frame(self) -> None:
         """Count one MJPEG frame sent to a viewer (the stream rate)."""
-        with self.cond:
+        with self.lock:
             self.stream_rate.tick()
 
     def next_jpeg(self, width: int, after: int, timeout: float) -> Jpeg | None:
         """The newest JPEG at ``width`` newer than ``after``; None on close or after ``timeout`` s."""
         deadline = time.monotonic() + timeout
-        with self.cond:
+        with self.lock:
             while not self.closed:
                 jpeg = self._jpegs.get(width)
                 if jpeg is not None and jpeg.seq > after:
@@ -172,7 +188,7 @@ class Hub:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
-                self.cond.wait(remaining)
+                self.jpeg_cond.wait(remaining)
         return None
 
     def events_after(self, after: int, timeout: float) -> list[tuple[int, bytes]] | None:
@@ -200,38 +216,40 @@ class Hub:
     # ---- the encoder thread ----------------------------------------------------------------
     def _encode_loop(self) -> None:
         done = -1
-        next_due = 0.0
         while True:
-            with self.cond:
-                while not self.closed:
-                    now = time.monotonic()
-                    if self._wants and self.seq > done and self._image is not None:
-                        if now >= next_due:
-                            break
-                        self.cond.wait(next_due - now)
-                    else:
-                        self.cond.wait(0.5)
+            self._wanted.wait()  # no video viewer: sleep here, not woken by every frame
+            with self.lock:
+                while not self.closed and self._wants and (self.seq <= done or self._image is None):
+                    self.cond.wait(0.5)
                 if self.closed:
                     return
+                if not self._wants:
+                    continue
                 seq, image, color = self.seq, self._image, self._color
-                widths = sorted({w for w, _ in self._wants})
+                wants = sorted({w for w, _ in self._wants})
                 fps = max(f for _, f in self._wants)
             assert image is not None
+            native = image.shape[1]
+            by_width: dict[int, bytes] = {}
             fresh = {}
-            for width in widths:
-                t0 = time.perf_counter()
-                fresh[width] = Jpeg(seq, width, encode_jpeg(image, color, width, self.quality))
-                self.encode_ms.append((time.perf_counter() - t0) * 1e3)
-            with self.cond:
+            for width in wants:
+                w = min(width, native)
+                if w not in by_width:
+                    t0 = time.perf_counter()
+                    by_width[w] = encode_jpeg(image, color, w, self.quality)
+                    self.encode_ms.append((time.perf_counter() - t0) * 1e3)
+                fresh[width] = Jpeg(seq, w, by_width[w])
+            with self.lock:
                 self._jpegs.update(fresh)
                 self.encoded += 1
-                self.cond.notify_all()
+                self.jpeg_cond.notify_all()
             done = seq
-            next_due = time.monotonic() + 0.8 / fps  # see server.PACE
+            if self._closed.wait(0.8 / fps):  # rate limit: see server.PACE
+                return
 
     def stats(self) -> dict[str, Any]:
         """Counters for ``/stats.json``."""
-        with self.cond:
+        with self.lock:
             viewers = dict(self.viewers)
             return {
                 "frames": self.frames,
