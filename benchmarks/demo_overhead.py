@@ -83,12 +83,15 @@ class DemoProcess:
             self.proc.kill()
 
 
-def _connect(port: int, path: str, rcvbuf: int | None = None) -> socket.socket:
+def raw_get(port: int, path: str, cookie: str = "", rcvbuf: int | None = None) -> socket.socket:
+    """A socket that sent ``GET path`` to the demo on 127.0.0.1 (read the answer yourself, or never:
+    with a small ``rcvbuf`` and no reading it is a stalled viewer)."""
     s = socket.socket()
     if rcvbuf:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.connect(("127.0.0.1", port))
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    extra = f"Cookie: {cookie}\r\n" if cookie else ""
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}\r\n".encode())
     return s
 
 
@@ -96,7 +99,7 @@ class Viewer:
     """One page's connections (video + events), read and discarded in threads."""
 
     def __init__(self, port: int, fps: float = 10, width: int = 480):
-        self.socks = [_connect(port, f"/stream.mjpg?fps={fps:g}&w={width}"), _connect(port, "/events")]
+        self.socks = [raw_get(port, f"/stream.mjpg?fps={fps:g}&w={width}"), raw_get(port, "/events")]
         self.bytes = 0
         for s in self.socks:
             threading.Thread(target=self._read, args=(s,), daemon=True).start()
@@ -158,7 +161,7 @@ def stalled_speed(bundle: str, seconds: float, rounds: int, viewers: int = 5) ->
         alone, stalled = [], []
         for _ in range(rounds):
             alone.append(demo.measure(seconds)[1])
-            socks = [_connect(demo.port, "/stream.mjpg?fps=10&w=480", rcvbuf=4096) for _ in range(viewers)]
+            socks = [raw_get(demo.port, "/stream.mjpg?fps=10&w=480", rcvbuf=4096) for _ in range(viewers)]
             time.sleep(1.0)
             stalled.append(demo.measure(seconds)[1])
             for s in socks:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from benchmarks.browser import ServedDemo
+from benchmarks.demo_overhead import raw_get
 from edge.run import RunOptions
 from edge.status import read_status
 from edge.web.demo import Demo, DemoOptions, window_problem
@@ -52,12 +53,7 @@ def served(tiny_bundles: dict[str, Path]) -> Iterator[Running]:
 
 
 def _raw(port: int, path: str, cookie: str = "hybrid_edge_token=t0ken-abcdef", rcvbuf: int | None = None) -> socket.socket:
-    s = socket.socket()
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.connect(("127.0.0.1", port))
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\n\r\n".encode())
-    return s
+    return raw_get(port, path, cookie, rcvbuf)
 
 
 def test_routes_token_host_and_headers(served: Running) -> None:
