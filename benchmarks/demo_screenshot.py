@@ -2,8 +2,8 @@
 
     python -m benchmarks.demo_screenshot BUNDLE [--compare BUNDLE2] [--out docs/images/demo.png]
 
-1. Screenshot: ``hybrid-edge demo BUNDLE --source synthetic-actions`` (with
-   ``--compare``), watched by headless Chromium for ``--seconds``, saved as PNG.
+1. Screenshot: ``hybrid-edge demo BUNDLE --source synthetic-actions --smooth ema:0.3``
+   (with ``--compare``), watched by headless Chromium for ``--seconds``, saved as PNG.
 2. Lag: the same with ``synthetic-actions:stamp=1`` (the frame number written
    into the picture). Chromium reads the number back from the video it shows and
    the sequence number of the decision it shows; their difference, sampled
@@ -28,10 +28,10 @@ SOURCE_FPS = 15.0
 
 def screenshot(bundle: str, compare: str | None, out: Path, seconds: float) -> None:
     """Run the demo, let the timeline fill for ``seconds``, save what Chromium shows."""
-    options = DemoOptions(run=RunOptions(meter="auto"), port=0, compare=compare, fps=SOURCE_FPS, width=480)
+    options = DemoOptions(run=RunOptions(meter="auto", smooth="ema:0.3"), port=0, compare=compare, fps=SOURCE_FPS, width=480)
     served = ServedDemo(bundle, f"synthetic-actions:hold=2,fps={SOURCE_FPS:g},seed=0", options)
     try:
-        with chrome(1280, 1000) as driver:
+        with chrome(1280, 1100) as driver:
             driver.get(f"http://127.0.0.1:{served.port}/")
             time.sleep(seconds)
             out.parent.mkdir(parents=True, exist_ok=True)

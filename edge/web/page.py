@@ -21,7 +21,7 @@ header{display:flex;gap:16px;align-items:baseline;padding:10px 16px;border-botto
 header h1{font-size:16px;margin:0}header span{color:var(--dim)}
 main{display:grid;grid-template-columns:minmax(300px,520px) minmax(300px,1fr);gap:16px;padding:16px}
 .panel{background:var(--panel);border-radius:8px;padding:12px}
-#view{position:relative;line-height:0}#video{width:100%;image-rendering:pixelated;border-radius:6px;background:#000;min-height:120px}
+#view{position:relative;line-height:0}#video{width:100%;border-radius:6px;background:#000;min-height:120px}
 #overlay{position:absolute;left:0;top:0;width:100%;height:100%;pointer-events:none}
 .big{font-size:28px;font-weight:600}.dim{color:var(--dim)}.uncertain{color:var(--warn)}
 .row{display:flex;justify-content:space-between;gap:8px}
@@ -40,7 +40,7 @@ _BODY = """
 <section>
   <div id="view" class="panel"><img id="video" alt="live video"><canvas id="overlay"></canvas></div>
   <div class="panel" style="margin-top:12px">
-    <div class="row"><span class="dim">decisions, last 60 s</span><span class="dim">| reset &nbsp; gap = dropped frames</span></div>
+    <div class="row"><span class="dim">decisions, last 60 s <span id="truthnote"></span></span><span class="dim">| reset · gap: drops</span></div>
     <canvas id="timeline"></canvas><div id="legend"></div>
   </div>
 </section>
@@ -77,16 +77,15 @@ _JS = r"""
 const cfg = JSON.parse(document.getElementById("cfg").textContent);
 const $ = id => document.getElementById(id);
 const WINDOW_S = 60, STAGES = ["capture","queue","preprocess","invoke","postprocess","encode","end_to_end"];
+const PALETTE = ["#4e79a7","#f28e2b","#e15759","#76b7b2","#59a14f","#edc948","#b07aa1","#ff9da7","#9c755f","#bab0ac"];
 const colors = {};
-function color(label){
-  if(!(label in colors)){ let h=0; for(const c of label) h=(h*31+c.charCodeAt(0))>>>0;
-    colors[label]=`hsl(${(h*137.5)%360},65%,55%)`; }
-  return colors[label];
-}
+cfg.labels.forEach((l, i) => { colors[l] = i < PALETTE.length ? PALETTE[i] : `hsl(${(i*137.5)%360},65%,55%)`; });
+function color(label){ return colors[label] || "#888"; }
 const events = [];   // [{t, seq, label, reset, gap}]
 let last = null, resets = 0;
 $("bundle").textContent = `${cfg.bundle} · ${cfg.precision} · ${cfg.mode}` + (cfg.compare ? ` vs ${cfg.compare.bundle} · ${cfg.compare.precision}` : "");
 $("source").textContent = cfg.source;
+if(cfg.source.startsWith("synthetic-actions")) $("truthnote").textContent = "· top strip: source";
 if(cfg.compare){ $("comparepanel").style.display=""; $("name1").textContent=`${cfg.bundle} (${cfg.precision})`;
   $("name2").textContent=`${cfg.compare.bundle} (${cfg.compare.precision})`; }
 const STAGE_NAMES = {capture:"capture (wait + read)", end_to_end:"end to end"};
@@ -101,7 +100,7 @@ function onEvent(d){
   const prev = last; last = d;
   const gap = prev !== null && d.seq - prev.seq > 1;
   if(d.reset) resets++;
-  events.push({t:d.t, seq:d.seq, label:d.label, reset:d.reset, gap});
+  events.push({t:d.t, seq:d.seq, label:d.label, truth:d.truth, reset:d.reset, gap});
   while(events.length && d.t - events[0].t > WINDOW_S) events.shift();
   recent.push(d.stage_ms); if(recent.length>300) recent.shift();
   if(!dirty){ dirty = true; requestAnimationFrame(render); }
@@ -144,7 +143,9 @@ function drawTimeline(){
   const seen = new Set();
   for(let i=0;i<events.length;i++){ const e=events[i], nx=i+1<events.length?x(events[i+1].t):w;
     if(e.gap){ continue; }
-    seen.add(e.label); g.fillStyle=color(e.label); g.fillRect(x(e.t),8,Math.max(1,nx-x(e.t)),h-16); }
+    const top = e.truth ? 14 : 8, wd = Math.max(1,nx-x(e.t));
+    if(e.truth){ g.fillStyle=color(e.truth); g.fillRect(x(e.t),2,wd,8); }
+    seen.add(e.label); g.fillStyle=color(e.label); g.fillRect(x(e.t),top,wd,h-top-6); }
   g.fillStyle="#fff"; for(const e of events){ if(e.reset){ g.fillRect(x(e.t)-1,0,2,h); } }
   const legend=$("legend"); legend.innerHTML="";
   for(const l of seen){ const s=document.createElement("span"); s.className="tl-label"; s.innerHTML="<i></i>"; s.firstChild.style.background=color(l); s.append(l); legend.appendChild(s); }
