@@ -58,23 +58,27 @@ def test_page_loads_with_token_cookie_and_no_console_errors(page: tuple[Any, Ser
 
 
 def test_video_updates_and_label_follows_the_activity(page: tuple[Any, ServedDemo]) -> None:
-    driver, _ = page
+    driver, served = page
     first = _wait(lambda: probe_frame(driver))
     second = _wait(lambda: (p := probe_frame(driver)) and p["hash"] != first["hash"] and p)
     assert second["stamp"] != first["stamp"]  # a newer frame, not a re-encode
-    labels, truths, lags = set(), set(), []
-    deadline = time.monotonic() + 6
+    labels, truths, bars, sent, lags = set(), set(), set(), set(), []
+    deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not (len(labels) >= 2 and len(truths) >= 2 and len(lags) >= 15):
+        sent.add(served.demo.hub.last_event["label"])
         labels.add(_text(driver, "label"))
         truths.add(_text(driver, "truth"))
+        bars.add(_text(driver, "topk"))
         lag = lag_frames(probe_frame(driver))
         if lag is not None:
             lags.append(lag)
         time.sleep(0.15)
     assert len(truths) >= 2, truths  # the source changed activity ...
-    assert len(labels) >= 2, labels  # ... and the label on the page changed
+    assert len(bars) >= 2  # ... the probabilities on the page moved ...
+    # ... and the label on the page changed whenever the model's did (a 2-epoch test model may stick to one class)
+    assert len(labels) >= min(2, len(sent)), (labels, sent)
     legend = driver.execute_script("return [...document.querySelectorAll('#legend .tl-label')].map(e => e.textContent)")
-    assert len(set(legend)) >= 2, legend  # the timeline holds at least two labels
+    assert len(set(legend)) >= min(2, len(sent)), legend  # the timeline holds the labels it was sent
     print(f"glass-to-label lag (decision on screen - frame on screen), frames: median {statistics.median(lags)} "
           f"max {max(lags)} min {min(lags)} over {len(lags)} samples")
     assert abs(statistics.median(lags)) <= 3  # the benchmark reports the numbers; this is a loose bound

@@ -45,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.errors import HybridEdgeError
     from edge.run import RunOptions, format_summary
     from edge.sources import SourceOptions
     from edge.web.demo import Demo, DemoOptions
@@ -57,7 +58,12 @@ def run(args: argparse.Namespace) -> int:
         loop=args.loop, fps=args.fps, width=args.width, quality=args.quality, max_viewers=args.max_viewers,
         uncertain=args.uncertain, status_file=args.status_file, show=args.show,
     )
-    summary = Demo(args.bundle, args.source, options, out=sys.stdout).serve()
+    try:
+        summary = Demo(args.bundle, args.source, options, out=sys.stdout).serve()
+    except HybridEdgeError as exc:
+        if exc.partial is not None:  # what was measured before the failure, then the one-line error
+            print(format_summary(exc.partial), flush=True)
+        raise
     if summary is not None:
         print(format_summary(summary), flush=True)
     return 0

@@ -15,7 +15,7 @@ import statistics
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,7 +26,7 @@ from edge.smoothing import make_smoother
 from edge.sources import FrameSource
 from edge.streaming import StreamingSession
 from edge.web.auth import Access, is_loopback
-from edge.web.hub import Hub, Rate
+from edge.web.hub import Hub
 from edge.web.page import render_page
 from edge.web.server import App, DemoServer
 from edge.web.sources import SyntheticActionsReader, make_demo_reader
@@ -152,13 +152,13 @@ class Demo:
                                        options.run.source.stall_timeout_s)
         if options.show and (problem := window_problem()) is not None:
             self._say(f"--show: no local window ({problem}); watch the web view instead")
-            options = DemoOptions(**{**options.__dict__, "show": False})
+            options = replace(options, show=False)
             self.options = options
         self.access = Access.for_bind(options.host, options.token, options.allow_hosts)
         self.hub = Hub(options.quality)
         self.meter = make_meter(options.run.meter)
         self.source: FrameSource | None = None
-        self._camera = Rate()
+        self._first: tuple[int, float] | None = None  # (frame number, time) the camera rate counts from
         self._energy: tuple[float, int, float] | None = None  # (joules, frames, monotonic) at the last reading
         self.energy_mj: float | None = None
         self.status: Any = None
@@ -192,7 +192,6 @@ class Demo:
     def on_frame(self, d: FrameDecision) -> None:
         """Publish one decision (called by the loop for every inferred frame)."""
         now = time.monotonic()
-        self._camera.tick(now)
         self._update_energy(now)
         source = self.source
         labels = self.session.bundle.labels
@@ -229,7 +228,7 @@ class Demo:
 
     def _camera_fps(self, d: FrameDecision, now: float) -> float:
         """Frames the source delivered per second (inferred + dropped), from the frame index."""
-        first = getattr(self, "_first", None)
+        first = self._first
         if first is None:
             self._first = (d.frame.index, now)
             return 0.0
