@@ -198,7 +198,10 @@ class Hub:
         with self.cond:
             while not self.closed:
                 if self.seq > after and self._events:
-                    return [e for e in self._events if e[0] > after]
+                    ring, n = self._events, 0
+                    while n < len(ring) and ring[-1 - n][0] > after:  # newest first: usually one step
+                        n += 1
+                    return [ring[i] for i in range(len(ring) - n, len(ring))]
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []
