@@ -165,7 +165,7 @@ class Demo:
         config = {
             "bundle": b.path.name, "precision": b.precision, "mode": self.session.mode.value,
             "labels": list(b.labels), "source": self.reader.name, "fps": options.fps, "width": options.width,
-            "uncertain": options.uncertain, "topk": min(5, len(b.labels)),
+            "uncertain": options.uncertain, "topk": min(5, len(b.labels)), "smooth": options.run.smooth,
             "compare": None if self.compare is None else {
                 "bundle": self.compare.session.bundle.path.name, "precision": self.compare.session.bundle.precision},
         }

@@ -49,7 +49,8 @@ _BODY = """
     <div class="row"><span id="state" class="dim">waiting for the first decision</span><span id="truth" class="dim"></span></div>
     <div class="big" id="label">&nbsp;</div>
     <div><span id="score"></span> <span class="dim" id="seqinfo"></span></div>
-    <div id="topk" style="margin-top:8px"></div>
+    <div class="dim" id="topknote" style="margin-top:8px;font-size:12px"></div>
+    <div id="topk"></div>
   </div>
   <div class="panel" id="comparepanel" style="margin-top:12px;display:none">
     <div class="compare"><div><div class="dim" id="name1"></div><div class="big" id="labelA"></div></div>
@@ -85,6 +86,7 @@ const events = [];   // [{t, seq, label, reset, gap}]
 let last = null, resets = 0;
 $("bundle").textContent = `${cfg.bundle} · ${cfg.precision} · ${cfg.mode}` + (cfg.compare ? ` vs ${cfg.compare.bundle} · ${cfg.compare.precision}` : "");
 $("source").textContent = cfg.source;
+$("topknote").textContent = cfg.smooth ? `label and score: smoothed (${cfg.smooth}); bars: this frame's output` : "this frame's output";
 if(cfg.source.startsWith("synthetic-actions")) $("truthnote").textContent = "· top strip: source";
 if(cfg.compare){ $("comparepanel").style.display=""; $("name1").textContent=`${cfg.bundle} (${cfg.precision})`;
   $("name2").textContent=`${cfg.compare.bundle} (${cfg.compare.precision})`; }
