@@ -195,6 +195,7 @@ class Demo:
         self._update_energy(now)
         source = self.source
         labels = self.session.bundle.labels
+        inferred, sent = self.hub.rates(now)
         stages = {s: round(v, 3) for s, v in zip(STAGES, d.stages)}
         stages["encode"] = round(self.hub.encode_ms[-1], 3) if self.hub.encode_ms else None
         event: dict[str, Any] = {
@@ -208,8 +209,7 @@ class Demo:
             "energy_mj": self.energy_mj,
             "meter": self.meter.name,
             "estimated": self.meter.name.startswith("estimate:"),
-            "fps": {"camera": round(self._camera_fps(d, now), 2), "inference": round(self.hub.inference_rate.per_second(now), 2),
-                    "stream": round(self.hub.stream_rate.per_second(now), 2)},
+            "fps": {"camera": round(self._camera_fps(d, now), 2), "inference": round(inferred, 2), "stream": round(sent, 2)},
             "dropped": source.dropped if source is not None else 0,
             "reset": d.reset,
             "resets": self.session.resets,

@@ -172,6 +172,11 @@ class Hub:
             self._closed.wait(timeout)
         return self.closed
 
+    def rates(self, now: float | None = None) -> tuple[float, float]:
+        """(inferred, sent) frames per second; under the lock, as every reader and writer of the rates is."""
+        with self.lock:
+            return self.inference_rate.per_second(now), self.stream_rate.per_second(now)
+
     def sent_frame(self) -> None:
         """Count one MJPEG frame sent to a viewer (the stream rate)."""
         with self.lock:
@@ -234,15 +239,16 @@ class Hub:
             assert image is not None
             native = image.shape[1]
             by_width: dict[int, bytes] = {}
-            fresh = {}
+            fresh, spent = {}, []
             for width in wants:
                 w = min(width, native)
                 if w not in by_width:
                     t0 = time.perf_counter()
                     by_width[w] = encode_jpeg(image, color, w, self.quality)
-                    self.encode_ms.append((time.perf_counter() - t0) * 1e3)
+                    spent.append((time.perf_counter() - t0) * 1e3)
                 fresh[width] = Jpeg(seq, w, by_width[w])
             with self.lock:
+                self.encode_ms.extend(spent)
                 self._jpegs.update(fresh)
                 self.encoded += 1
                 self.jpeg_cond.notify_all()
@@ -257,7 +263,7 @@ class Hub:
             return {
                 "frames": self.frames,
                 "seq": self.seq,
-                "fps": round(self.inference_rate.per_second(), 2),
+                "fps": round(self.inference_rate.per_second(), 2),  # (the lock is held here)
                 "stream_fps": round(self.stream_rate.per_second(), 2),  # MJPEG frames sent, all viewers
                 "encoded": self.encoded,
                 "encode_ms_p50": round(float(np.percentile(self.encode_ms, 50)), 3) if self.encode_ms else None,
