@@ -132,6 +132,13 @@ def test_viewer_cap_stalled_and_vanishing_viewers(served: Running) -> None:
     events = [json.loads(line[6:]) for line in data.split(b"\n") if line.startswith(b"data: ")]
     assert {"seq", "label", "score", "probs", "stage_ms", "energy_mj", "meter", "fps", "dropped", "reset"} <= set(events[0])
     assert events[1]["seq"] > events[0]["seq"] and events[0]["meter"] == "estimate:x86-tdp"
+    resumed = served.demo.hub.seq - 3  # a reconnecting EventSource sends the last id it got
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+    conn.request("GET", "/events", headers={"Cookie": "hybrid_edge_token=t0ken-abcdef", "Last-Event-ID": str(resumed)})
+    r = conn.getresponse()
+    first = next(line for line in iter(r.fp.readline, b"") if line.startswith(b"id: "))
+    assert int(first[4:]) == resumed + 1
+    conn.close()
     s = _raw(served.port, "/stream.mjpg?fps=30&w=64")
     data = b""
     while data.count(b"--hybridedgeframe") < 3:

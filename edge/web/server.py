@@ -217,7 +217,10 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self._start(HTTPStatus.OK, "text/event-stream; charset=utf-8", None, cookie + (("Connection", "close"),))
             self.wfile.write(b"retry: 1000\n\n")
-            last = hub.seq - 1  # the newest decision right away, then every one after it
+            resume = self.headers.get("Last-Event-ID", "")
+            # a reconnecting EventSource continues after the last decision it got (as far as the ring reaches);
+            # a new viewer gets the newest decision right away, then every one after it
+            last = int(resume) if resume.isdigit() and int(resume) <= hub.seq else hub.seq - 1
             while True:
                 batch = hub.events_after(last, KEEPALIVE_S)
                 if batch is None:
