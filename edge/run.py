@@ -14,14 +14,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, NamedTuple
 
 from edge.bundle import Bundle, read_bundle
 from edge.errors import BackendError, BundleError, HybridEdgeError
 from edge.measure.latency import STAGES, StreamLatency, throughput
 from edge.smoothing import make_smoother
-from edge.sources import FrameSource, SourceOptions, make_reader
-from edge.streaming import StreamingSession
+from edge.sources import Frame, FrameSource, SourceOptions, make_reader
+from edge.streaming import StepResult, StreamingSession
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,18 @@ class RunOptions:
     self_test: bool = False
     warmup: int = 5
     source: SourceOptions = SourceOptions()
+
+
+class FrameDecision(NamedTuple):
+    """What ``on_frame`` gets per inferred frame: the frame, the model's result, the (smoothed) decision,
+    the stage timings in ms (in :data:`~edge.measure.latency.STAGES` order) and whether the state was reset."""
+
+    frame: Frame
+    result: StepResult
+    index: int
+    score: float
+    stages: tuple[float, ...]
+    reset: bool
 
 
 def requires_edgetpu(bundle: Bundle) -> bool:
@@ -82,8 +94,11 @@ def run_stream(
     options: RunOptions = RunOptions(),
     out: IO[str] | None = None,
     on_result: Callable[[int, Any], None] | None = None,
+    on_frame: Callable[[FrameDecision], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``session`` on frames from a started ``source`` until it ends or ``max_frames``.
+
+    ``on_frame`` (the live view's hook) gets a :class:`FrameDecision` per inferred frame.
 
     Returns the summary dictionary (what ``--summary-json`` writes; ``--json-log`` holds only per-frame objects).
 
@@ -144,6 +159,8 @@ def run_stream(
                 }) + "\n")
             if on_result is not None:
                 on_result(frames, result)
+            if on_frame is not None:
+                on_frame(FrameDecision(frame, result, index, score, stages, bool(reset or result.reset)))
             frames += 1
             if options.max_frames and frames >= options.max_frames:
                 break

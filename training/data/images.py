@@ -24,7 +24,7 @@ import numpy as np
 from edge.errors import DataError
 from edge.preprocess import Preprocessing
 from training.data.spec import Dataset, Split, register_loader, stratified_split, typed_options
-from training.data.synthetic import textured_background
+from edge.synthetic import textured_background
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 SHAPES = ("circle", "triangle", "square", "star", "cross", "ring", "pentagon", "hexagon")  # most distinct first

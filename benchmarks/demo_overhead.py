@@ -1,0 +1,204 @@
+"""What watching the live view costs the board: CPU per inferred frame, and inference speed under stalled viewers.
+
+    python -m benchmarks.demo_overhead [BUNDLE] [--seconds 10] [--rounds 2]
+
+``hybrid-edge demo`` runs as its own process; this script is the viewer (other
+process), so the demo's CPU time (``/proc/PID/stat``) holds only what the board
+would spend. Phases alternate (no viewer / one viewer) ``--rounds`` times:
+
+1. CPU per inferred frame with no viewer vs one page's worth of viewer (MJPEG at
+   10 fps, 480 px wide, plus the event stream), for two sources at 30 fps: the
+   synthetic activities (48x48 frames: the cheapest possible frame, so the worst
+   case for relative overhead) and a 640x480 video replayed like a camera.
+2. Inference speed with an unthrottled source (``synthetic-actions:fps=1000``)
+   with no viewer vs 5 stalled viewers (connected, asking for video, never reading).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.machine import machine_info
+
+ROOT = Path(__file__).resolve().parents[1]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+class DemoProcess:
+    """``hybrid-edge demo`` in a child process on a free port."""
+
+    def __init__(self, bundle: str, source: str, *extra: str):
+        cmd = [sys.executable, "-m", "edge", "demo", bundle, "--source", source, "--port", "0",
+               "--meter", "estimate:x86-tdp", *extra]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = ""
+        while not line.startswith("live view:"):
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("the demo did not start")
+        self.port = int(line.rsplit(":", 1)[1].strip("/\n"))
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        for _ in self.proc.stdout:
+            pass
+
+    def frames(self) -> int:
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats.json", timeout=10) as r:
+            return int(json.load(r)["frames"])
+
+    def measure(self, seconds: float) -> tuple[float, float]:
+        """(CPU ms per inferred frame, inferred frames per second) over ``seconds``."""
+        c0, f0, t0 = cpu_seconds(self.proc.pid), self.frames(), time.monotonic()
+        time.sleep(seconds)
+        c1, f1, t1 = cpu_seconds(self.proc.pid), self.frames(), time.monotonic()
+        return (c1 - c0) * 1e3 / max(1, f1 - f0), (f1 - f0) / (t1 - t0)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def raw_get(port: int, path: str, cookie: str = "", rcvbuf: int | None = None) -> socket.socket:
+    """A socket that sent ``GET path`` to the demo on 127.0.0.1 (read the answer yourself, or never:
+    with a small ``rcvbuf`` and no reading it is a stalled viewer)."""
+    s = socket.socket()
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", port))
+    extra = f"Cookie: {cookie}\r\n" if cookie else ""
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}\r\n".encode())
+    return s
+
+
+class Viewer:
+    """One page's connections (video + events), read and discarded in threads."""
+
+    def __init__(self, port: int, fps: float = 10, width: int = 480):
+        self.socks = [raw_get(port, f"/stream.mjpg?fps={fps:g}&w={width}"), raw_get(port, "/events")]
+        self.bytes = 0
+        for s in self.socks:
+            threading.Thread(target=self._read, args=(s,), daemon=True).start()
+
+    def _read(self, s: socket.socket) -> None:
+        try:
+            while chunk := s.recv(65536):
+                self.bytes += len(chunk)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for s in self.socks:
+            s.close()
+
+
+def write_camera_video(path: Path, seconds: float = 8.0, fps: float = 30.0) -> None:
+    """A 640x480 video of the synthetic activities (upscaled), as a camera would deliver them."""
+    import cv2
+    import numpy as np
+
+    from edge.synthetic import ACTIONS, SyntheticActionsConfig, render_clip
+
+    cfg = SyntheticActionsConfig(size=48, frames=16)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))
+    for i in range(int(seconds * fps / cfg.frames)):
+        for frame in render_clip(ACTIONS[i % len(ACTIONS)], cfg, np.random.default_rng([0, i])):
+            writer.write(cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), (640, 480), interpolation=cv2.INTER_LINEAR))
+    writer.release()
+
+
+def cpu_overhead(bundle: str, source: str, seconds: float, rounds: int, *extra: str) -> dict[str, Any]:
+    demo = DemoProcess(bundle, source, *extra)
+    try:
+        time.sleep(3.0)  # warm-up
+        alone, watched, fps = [], [], []
+        for _ in range(rounds):
+            ms, rate = demo.measure(seconds)
+            alone.append(ms)
+            fps.append(rate)
+            viewer = Viewer(demo.port)
+            time.sleep(1.0)
+            ms, rate = demo.measure(seconds)
+            viewer.close()
+            watched.append(ms)
+            fps.append(rate)
+            time.sleep(0.5)
+    finally:
+        demo.stop()
+    a, w = statistics.median(alone), statistics.median(watched)
+    return {"alone_ms": a, "watched_ms": w, "extra_pct": 100 * (w - a) / a, "fps": statistics.median(fps),
+            "alone_all": alone, "watched_all": watched}
+
+
+def stalled_speed(bundle: str, seconds: float, rounds: int, viewers: int = 5) -> dict[str, Any]:
+    demo = DemoProcess(bundle, "synthetic-actions:fps=1000")
+    try:
+        time.sleep(3.0)
+        alone, stalled = [], []
+        for _ in range(rounds):
+            alone.append(demo.measure(seconds)[1])
+            socks = [raw_get(demo.port, "/stream.mjpg?fps=10&w=480", rcvbuf=4096) for _ in range(viewers)]
+            time.sleep(1.0)
+            stalled.append(demo.measure(seconds)[1])
+            for s in socks:
+                s.close()
+            time.sleep(0.5)
+    finally:
+        demo.stop()
+    a, s = statistics.median(alone), statistics.median(stalled)
+    return {"alone_fps": a, "stalled_fps": s, "change_pct": 100 * (s - a) / a, "alone_all": alone, "stalled_all": stalled}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundle", nargs="?", default="runs/demo-int8")
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--rounds", type=int, default=2)
+    args = p.parse_args(argv)
+    info = machine_info()
+    print(f"machine: {info['cpu_model']}, {info['cores']} cores, load average {[round(x, 2) for x in info['load_average']]}")
+    print(f"bundle {args.bundle}; {args.rounds} rounds of {args.seconds:g} s per phase; demo CPU from /proc (all its threads)")
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "camera640.avi"
+        write_camera_video(video)
+        cases = [("synthetic-actions 48x48 @30 fps", "synthetic-actions:fps=30", ()),
+                 ("640x480 video replayed @30 fps", str(video), ("--loop",))]
+        for name, source, extra in cases:
+            r = cpu_overhead(args.bundle, source, args.seconds, args.rounds, *extra)
+            print(f"{name}: CPU per inferred frame {r['alone_ms']:.3f} ms alone, {r['watched_ms']:.3f} ms with one viewer "
+                  f"(MJPEG 10 fps 480 px + events): {r['extra_pct']:+.1f} %  [{r['fps']:.1f} fps; "
+                  f"alone {[round(x, 3) for x in r['alone_all']]}, watched {[round(x, 3) for x in r['watched_all']]}]")
+    r = stalled_speed(args.bundle, args.seconds, args.rounds)
+    print(f"unthrottled source: {r['alone_fps']:.1f} fps alone, {r['stalled_fps']:.1f} fps with 5 stalled viewers "
+          f"({r['change_pct']:+.1f} %)  [alone {[round(x, 1) for x in r['alone_all']]}, stalled {[round(x, 1) for x in r['stalled_all']]}]")
+    info = machine_info()
+    print(f"load average after: {[round(x, 2) for x in info['load_average']]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,321 @@
+"""``hybrid-edge demo``: the ``run`` loop plus a live web view (and optionally a second bundle on the same frames).
+
+The loop is :func:`edge.run.run_stream` (sources with reconnect, gap resets,
+smoothing, meters, the latency summary); its ``on_frame`` hook hands every
+decision to the :class:`~edge.web.hub.Hub`, steps the ``--compare`` bundle on the
+same frame, keeps the status file, and returns. Serving viewers happens in other
+threads and never waits inside the hook.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any
+
+from edge.errors import BundleError, DataError, HybridEdgeError
+from edge.measure.latency import STAGES
+from edge.run import FrameDecision, RunOptions, open_session, run_stream
+from edge.smoothing import make_smoother
+from edge.sources import FrameSource
+from edge.streaming import StreamingSession
+from edge.web.auth import Access, is_loopback
+from edge.web.hub import Hub
+from edge.web.page import render_page
+from edge.web.server import App, DemoServer
+from edge.web.sources import SyntheticActionsReader, make_demo_reader
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """Everything ``hybrid-edge demo`` takes besides the bundle and the source."""
+
+    run: RunOptions = field(default_factory=RunOptions)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = None
+    allow_hosts: tuple[str, ...] = ()
+    compare: str | None = None
+    loop: bool = False
+    fps: float = 10.0  # default MJPEG rate per viewer (?fps= overrides)
+    width: int = 480  # default MJPEG width (?w= overrides)
+    quality: int = 80
+    max_viewers: int = 8
+    uncertain: float = 0.5
+    status_file: Path | None = None
+    show: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fps <= 60 or not 16 <= self.width <= 1920:
+            raise DataError(f"--fps must be in (0, 60] and --width in [16, 1920] (got {self.fps:g}, {self.width})")
+        if not 1 <= self.quality <= 100 or self.max_viewers < 1:
+            raise DataError("--quality must be 1..100 and --max-viewers >= 1")
+        if not 0 <= self.port < 65536:
+            raise DataError(f"--port {self.port}: not a TCP port")
+        if self.token is not None and len(self.token) < 8:
+            raise DataError("--token must be at least 8 characters")
+
+
+def window_problem() -> str | None:
+    """Why ``--show`` cannot open an OpenCV window here (None when it can).
+
+    Checked before the first ``imshow``: headless OpenCV raises there, and GUI
+    OpenCV without a display aborts the whole process.
+    """
+    import cv2
+
+    gui = next((line.split(":", 1)[1].strip() for line in cv2.getBuildInformation().splitlines()
+                if line.strip().startswith("GUI:")), "NONE")
+    if gui.upper() in ("NONE", "NO", ""):
+        return "this OpenCV has no GUI backend (opencv-python-headless)"
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display (DISPLAY and WAYLAND_DISPLAY are unset)"
+    return None
+
+
+RECENT = 100  # frames behind the compare panel's ratios
+
+
+def median_ratio(pairs: deque[tuple[float, float]]) -> float | None:
+    """median(second) / median(first) over recent frames (None while there are none)."""
+    if not pairs:
+        return None
+    first = statistics.median(a for a, _ in pairs)
+    return round(statistics.median(b for _, b in pairs) / first, 3) if first > 0 else None
+
+
+class Compare:
+    """A second bundle stepped on the same frames: its decision, running agreement, latency and energy ratio."""
+
+    def __init__(self, session: StreamingSession, smooth: str | None):
+        self.session = session
+        self.smoother = make_smoother(smooth)
+        self.smooth = smooth
+        self.frames = 0
+        self.agree = 0
+        self.generation = 0
+        # the last RECENT frames of (first, second) bundle: invoke, and preprocess + invoke + postprocess
+        self.invoke_ms: deque[tuple[float, float]] = deque(maxlen=RECENT)
+        self.compute_ms: deque[tuple[float, float]] = deque(maxlen=RECENT)
+
+    def step(self, d: FrameDecision) -> dict[str, Any]:
+        if d.frame.generation != self.generation:  # the source reconnected: the first session was reset too
+            self.generation = d.frame.generation
+            self.session.reset()
+        r = self.session.step(d.frame.image, d.frame.timestamp, d.frame.color)
+        if r.reset or d.reset:
+            self.smoother.reset()
+        index, score = self.smoother.update(r.probabilities, r.index, r.score) if self.smooth else (r.index, r.score)
+        self.frames += 1
+        self.agree += int(index == d.index)
+        self.compute_ms.append((d.result.preprocess_ms + d.result.invoke_ms + d.result.postprocess_ms,
+                                r.preprocess_ms + r.invoke_ms + r.postprocess_ms))
+        self.invoke_ms.append((d.result.invoke_ms, r.invoke_ms))
+        labels = self.session.bundle.labels
+        return {
+            "label": labels[index] if index < len(labels) else str(index),
+            "score": round(float(score), 4),
+            "agreement": round(self.agree / self.frames, 4),
+            "frames": self.frames,
+            "invoke_ms": round(r.invoke_ms, 3),
+            "latency_ratio": median_ratio(self.invoke_ms),
+            # energy on one CPU is power x compute time; both run on the same core: the ratio of compute times
+            "energy_ratio": median_ratio(self.compute_ms),
+            "energy_basis": "compute-time ratio, an estimate",
+        }
+
+
+class Demo:
+    """One demo: sessions, source, hub, server; :meth:`serve` runs it until the source ends or Ctrl-C."""
+
+    def __init__(self, bundle: str | Path, source_spec: str, options: DemoOptions = DemoOptions(),
+                 out: IO[str] | None = None):
+        from edge.measure.energy import make_meter
+
+        self.options = options
+        self.out = out
+        self.session = open_session(bundle, options.run)
+        b = self.session.bundle
+        self.compare: Compare | None = None
+        if options.compare:
+            second = open_session(options.compare, options.run)
+            if list(second.bundle.labels) != list(b.labels):
+                raise BundleError(f"{second.bundle.path}: labels differ from {b.path}; --compare needs the same labels")
+            self.compare = Compare(second, options.run.smooth)
+        self.reader = make_demo_reader(source_spec, b.preprocessing.size, len(b.labels), options.loop,
+                                       options.run.source.stall_timeout_s)
+        if options.show and (problem := window_problem()) is not None:
+            self._say(f"--show: no local window ({problem}); watch the web view instead")
+            options = replace(options, show=False)
+            self.options = options
+        self.access = Access.for_bind(options.host, options.token, options.allow_hosts)
+        self.hub = Hub(options.quality)
+        self.meter = make_meter(options.run.meter)
+        self.source: FrameSource | None = None
+        self._first: tuple[int, float] | None = None  # (frame number, time) the camera rate counts from
+        self._energy: tuple[float, int, float] | None = None  # (joules, frames, monotonic) at the last reading
+        self.energy_mj: float | None = None
+        self.status: Any = None
+        config = {
+            "bundle": b.path.name, "precision": b.precision, "mode": self.session.mode.value,
+            "labels": list(b.labels), "source": self.reader.name, "fps": options.fps, "width": options.width,
+            "uncertain": options.uncertain, "topk": min(5, len(b.labels)), "smooth": options.run.smooth,
+            "compare": None if self.compare is None else {
+                "bundle": self.compare.session.bundle.path.name, "precision": self.compare.session.bundle.precision},
+        }
+        page, csp = render_page(config)
+        self.server = DemoServer(options.host, options.port, App(
+            self.hub, self.access, page, csp, self.stats, options.max_viewers, options.fps, options.width, time.time()))
+
+    def _say(self, text: str) -> None:
+        if self.out is not None:
+            print(text, file=self.out, flush=True)
+
+    @property
+    def url(self) -> str:
+        """The address to open (with the token, when one is required)."""
+        host = self.options.host
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        elif ":" in host:
+            host = f"[{host}]"
+        suffix = f"?token={self.access.token}" if self.access.token else ""
+        return f"http://{host}:{self.server.port}/{suffix}"
+
+    # ---- the hook --------------------------------------------------------------------------
+    def on_frame(self, d: FrameDecision) -> None:
+        """Publish one decision (called by the loop for every inferred frame)."""
+        now = time.monotonic()
+        self._update_energy(now)
+        source = self.source
+        labels = self.session.bundle.labels
+        inferred, sent = self.hub.rates(now)
+        stages = {s: round(v, 3) for s, v in zip(STAGES, d.stages)}
+        stages["encode"] = round(self.hub.encode_ms[-1], 3) if self.hub.encode_ms else None
+        event: dict[str, Any] = {
+            "seq": d.frame.index,
+            "t": round(now, 4),
+            "label": labels[d.index] if d.index < len(labels) else str(d.index),
+            "index": d.index,
+            "score": round(float(d.score), 4),
+            "probs": [round(float(p), 4) for p in d.result.probabilities],
+            "stage_ms": stages,
+            "energy_mj": self.energy_mj,
+            "meter": self.meter.name,
+            "estimated": self.meter.name.startswith("estimate:"),
+            "fps": {"camera": round(self._camera_fps(d, now), 2), "inference": round(inferred, 2), "stream": round(sent, 2)},
+            "dropped": source.dropped if source is not None else 0,
+            "reset": d.reset,
+            "resets": self.session.resets,
+            "frames": self.hub.frames + 1,
+            "viewers": self.hub.viewer_count(),
+        }
+        if isinstance(self.reader, SyntheticActionsReader):
+            event["truth"] = self.reader.activity_at(d.frame.index)
+        if self.compare is not None:
+            event["compare"] = self.compare.step(d)
+        self.hub.publish(d.frame.index, d.frame.image, d.frame.color, event)
+        if self.status is not None:
+            self.status.update(self.hub.frames)
+        if self.options.show:
+            self._show(d)
+
+    def _camera_fps(self, d: FrameDecision, now: float) -> float:
+        """Frames the source delivered per second (inferred + dropped), from the frame index."""
+        first = self._first
+        if first is None:
+            self._first = (d.frame.index, now)
+            return 0.0
+        idx0, t0 = first
+        if now - t0 > 2.0:  # a sliding start point, about two seconds back
+            self._first = (d.frame.index, now) if now - t0 > 4.0 else first
+        return (d.frame.index - idx0) / (now - t0) if now > t0 else 0.0
+
+    def _update_energy(self, now: float) -> None:
+        """Energy per inferred frame over the last second, from the meter (the whole process)."""
+        if self._energy is None:
+            self.meter.start()
+            self._energy = (0.0, self.hub.frames, now)
+            return
+        joules0, frames0, t0 = self._energy
+        if now - t0 >= 1.0:
+            joules = self.meter.stop().joules
+            frames = self.hub.frames
+            if frames > frames0:
+                self.energy_mj = round((joules - joules0) * 1e3 / (frames - frames0), 4)
+            self._energy = (joules, frames, now)
+
+    def _show(self, d: FrameDecision) -> None:
+        import cv2
+
+        image = d.frame.image if d.frame.color == "bgr" else cv2.cvtColor(d.frame.image, cv2.COLOR_RGB2BGR)
+        cv2.imshow("hybrid-edge", image)
+        cv2.setWindowTitle("hybrid-edge", f"hybrid-edge: {self.hub.last_event['label'] if self.hub.last_event else ''}")
+        cv2.waitKey(1)
+
+    def stats(self) -> dict[str, Any]:
+        """``/stats.json``."""
+        s = self.hub.stats()
+        source = self.source
+        s.update({
+            "dropped": source.dropped if source is not None else 0,
+            "frames_read": source.frames_read if source is not None else 0,
+            "reconnects": source.reconnects if source is not None else 0,
+            "resets": self.session.resets,
+            "energy_mj": self.energy_mj,
+            "meter": self.meter.name,
+            "bundle": str(self.session.bundle.path),
+        })
+        if self.hub.last_event is not None and "compare" in self.hub.last_event:
+            s["compare"] = self.hub.last_event["compare"]
+        return s
+
+    # ---- running ---------------------------------------------------------------------------
+    def serve(self) -> dict[str, Any] | None:
+        """Stream until the source ends (returns the run summary) or Ctrl-C (returns None)."""
+        from edge.bundle import manifest_sha256
+        from edge.status import StatusWriter
+
+        opts = self.options
+        if opts.status_file is not None:
+            b = self.session.bundle
+            self.status = StatusWriter(opts.status_file, b.path, manifest_sha256(b.path))
+        self.server.start()
+        self._say(f"live view: {self.url}")
+        if is_loopback(opts.host):
+            self._say(f"  from another machine: ssh -L {self.server.port}:127.0.0.1:{self.server.port} USER@THIS-BOARD, "
+                      f"then open http://127.0.0.1:{self.server.port}/")
+        error: str | None = None
+        summary = None
+        try:
+            with FrameSource(self.reader, opts.run.source) as source:
+                self.source = source
+                summary = run_stream(self.session, source, opts.run, self.out, on_frame=self.on_frame)
+        except KeyboardInterrupt:
+            self._say(f"stopped after {self.hub.frames} frames")
+        except HybridEdgeError as exc:
+            error = str(exc)
+            raise
+        finally:
+            self.close(error)
+        return summary
+
+    def stop(self) -> None:
+        """End :meth:`serve` from another thread: the source stops, the loop finishes with its summary."""
+        if self.source is not None:
+            self.source.close()
+
+    def close(self, error: str | None = None) -> None:
+        """Stop the viewers and the server, and write the final status; idempotent."""
+        self.hub.close()
+        self.server.shutdown()
+        self.server.server_close()
+        if self.status is not None:
+            self.status.close(self.hub.frames, error)
+            self.status = None
