@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("edge.commands.convert", "convert a run directory to a verified bundle (streaming step model, window or single frame)"),
     "import": ("edge.commands.import_model", "import a .tflite made by another tool as a bundle (labels, preprocessing, states)"),
     "run": ("edge.commands.run", "stream a source (camera, video, URL, image dir, stdin) through a bundle"),
+    "demo": ("edge.commands.demo", "live camera-to-activity web view: video, label, timeline, latency, energy (optionally two bundles)"),
     "eval": ("edge.commands.eval", "stream a dataset or clip set through bundles; accuracy, macro-F1, confusion, agreement with float"),
     "inspect": ("edge.commands.inspect", "verify a bundle, summarise its manifest and run its golden self-test"),
     "bench": ("edge.commands.bench", "benchmark bundles (warm-up excluded, min runs and seconds, percentiles, RSS, energy, accuracy); write a report"),

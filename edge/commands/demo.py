@@ -6,9 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-NAME = "demo"
-ORDER = 26
-HELP = "live camera-to-activity web view: video, label, timeline, latency, energy (optionally two bundles)"
+from edge.commands import add_delegate_option, add_meter_option
+
 EXAMPLE = ("hybrid-edge demo bundles/cnn_lstm-int8 --source 0 --compare bundles/cnn_lstm-float32\n"
            "  (then, from your laptop: ssh -L 8080:127.0.0.1:8080 pi@board and open http://127.0.0.1:8080/)")
 
@@ -34,12 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status-file", type=Path, help="write the service status file (deploy health check)")
     p.add_argument("--show", action="store_true", help="also show a local OpenCV window (when OpenCV has a GUI and a display)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--delegate", choices=("xnnpack", "none", "edgetpu"), default=None)
+    add_delegate_option(p)
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: until the source ends or Ctrl-C)")
     p.add_argument("--smooth", help="ema:ALPHA or vote:N")
     p.add_argument("--reset-gap-ms", type=float, help="reset the recurrent state when frames are further apart")
-    p.add_argument("--meter", default="auto",
-                   help="auto, rapl, hwmon, ina219, pi5-pmic, csv:FILE or estimate:PROFILE (rpi4, rpi5, coral-devboard, x86-tdp)")
+    add_meter_option(p)
     p.add_argument("--stall-timeout", type=float, default=5.0, help="seconds without a frame before camera_lost")
     p.add_argument("--reconnect-attempts", type=int, default=5, help="live sources: reopen attempts before camera_lost")
 
