@@ -146,7 +146,7 @@ class _Chain:
         self.conv_index = 0
         self.reshape_index = 0
 
-    def _add_state(self, name: str, kind: str, shape: tuple[int, ...]) -> Any:
+    def _add_state(self, name: str, shape: tuple[int, ...]) -> Any:
         import keras
 
         inp = keras.Input(shape[1:], batch_size=1, name=name)
@@ -190,7 +190,7 @@ class _Chain:
         cell, sizes = _fresh_cell(layer, self.rnn_index)
         suffix = {"lstm_h": "h", "lstm_c": "c", "gru_h": "h"}
         names = [f"state_{self.rnn_index}_{suffix[k]}" for k, _ in sizes]
-        ins = [self._add_state(nm, k, (1, n)) for nm, (k, n) in zip(names, sizes)]
+        ins = [self._add_state(nm, (1, n)) for nm, (_, n) in zip(names, sizes)]
         y, new_states = cell(x, ins if len(ins) > 1 else ins[0])
         cell.set_weights(layer.cell.get_weights())
         new_states = new_states if isinstance(new_states, (list, tuple)) else [new_states]
@@ -220,7 +220,7 @@ class _Chain:
         history = (k - 1) * d
         if history:
             name = f"buffer_{i}"
-            buf = self._add_state(name, "conv_buffer", (1, history, channels))
+            buf = self._add_state(name, (1, history, channels))
             window = keras.layers.Concatenate(axis=1, name=f"conv1d_{i}_window")([buf, window])
             self._bind(name, "conv_buffer", (1, history, channels), keras.layers.Cropping1D((1, 0), name=f"conv1d_{i}_shift")(window))
         y = conv(window)

@@ -81,14 +81,6 @@ def convert_graph(model: Any, fmt: Format, samples: list[dict[str, np.ndarray]] 
     return flatbuffer
 
 
-def op_names(flatbuffer: bytes) -> list[str]:
-    """Op names of the main subgraph, in execution order (via the LiteRT interpreter)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=flatbuffer)
-    return [d["op_name"] for d in interpreter._get_ops_details()]  # the public API has no op list
-
-
 def check_ops(flatbuffer: bytes, fmt: Format, what: str) -> None:
     """Refuse Flex/custom ops always, and float compute ops in integer-only formats."""
     from ai_edge_litert.interpreter import Interpreter
