@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,6 +13,25 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TINY_SPEC = "synthetic-actions:classes=4,frames=6,size=24,clips=12,seed=3"
+
+
+def run_test_split(run_dir: Path) -> tuple[Any, np.ndarray, np.ndarray]:
+    """A run's saved model and its dataset's test split as model input: recompute what the card reports."""
+    import keras
+
+    from training.data import load_dataset
+    from training.train import to_float
+
+    card = json.loads((run_dir / "model_card.json").read_text())
+    test = load_dataset(card["dataset"]).test
+    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    return model, to_float(test.x, card["preprocessing"]), np.asarray(test.y)
+
+
+def recomputed_test_accuracy(run_dir: Path) -> float:
+    """Top-1 accuracy of a run's saved model on its test split, computed here."""
+    model, x, y = run_test_split(run_dir)
+    return float(np.mean(model.predict(x, verbose=0).argmax(1) == y))
 
 
 @pytest.fixture(scope="session")
