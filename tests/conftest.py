@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,13 @@ TINY_SPEC = "synthetic-actions:classes=4,frames=6,size=24,clips=12,seed=3"
 
 def run_test_split(run_dir: Path) -> tuple[Any, np.ndarray, np.ndarray]:
     """A run's saved model and its dataset's test split as model input: recompute what the card reports."""
-    import keras
-
+    from edge.rundir import RunDir
     from training.data import load_dataset
-    from training.train import to_float
+    from training.registry import load_keras_model
 
-    card = json.loads((run_dir / "model_card.json").read_text())
-    test = load_dataset(card["dataset"]).test
-    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
-    return model, to_float(test.x, card["preprocessing"]), np.asarray(test.y)
+    card = RunDir(run_dir).card()
+    test = load_dataset(card.dataset).test
+    return load_keras_model(run_dir / "model.keras"), card.preprocessing.normalize(test.x), np.asarray(test.y)
 
 
 def recomputed_test_accuracy(run_dir: Path) -> float:

@@ -154,14 +154,15 @@ def test_lambda_layer_refused(tmp_path: Path) -> None:
 
     from converters.convert import load_run
     from converters.streaming import check_safe
+    from edge.errors import UnsafeModelError
 
     inp = keras.Input((4,))
     model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Lambda(lambda t: t * 2.0, name="double")(inp)))
-    with pytest.raises(ConversionError, match="'double' is a Lambda layer"):
+    with pytest.raises(UnsafeModelError, match="'double' is a Lambda layer"):
         check_safe(model)
     model.save(tmp_path / "model.keras")
     (tmp_path / "model_card.json").write_text("{}")
-    with pytest.raises(ConversionError, match="refused to load.*Lambda"):
+    with pytest.raises(UnsafeModelError, match="refused to load.*Lambda"):
         load_run(tmp_path)
 
 

@@ -38,7 +38,7 @@ TEMPORAL = (Role.RECURRENT, Role.CAUSAL_CONV, Role.FUTURE)
 
 
 @dataclass(frozen=True)
-class StateSpec:
+class LayerState:
     """One state a layer carries between steps (``shape`` without the batch axis)."""
 
     name: str
@@ -52,7 +52,7 @@ class LayerInfo:
 
     layer: Any
     role: Role
-    states: tuple[StateSpec, ...] = ()
+    states: tuple[LayerState, ...] = ()
     index: int = -1  # the layer's number among its kind (recurrent i, convolution j); -1 for the others
 
 
@@ -91,23 +91,23 @@ def role_of(layer: Any) -> Role:
     return Role.OTHER
 
 
-def _recurrent_states(layer: Any, i: int) -> tuple[StateSpec, ...]:
+def _recurrent_states(layer: Any, i: int) -> tuple[LayerState, ...]:
     import keras
 
     units = int(layer.cell.units) if hasattr(layer.cell, "units") else 0
     if isinstance(layer, keras.layers.LSTM):
-        return StateSpec(f"state_{i}_h", "lstm_h", (units,)), StateSpec(f"state_{i}_c", "lstm_c", (units,))
+        return LayerState(f"state_{i}_h", "lstm_h", (units,)), LayerState(f"state_{i}_c", "lstm_c", (units,))
     if isinstance(layer, keras.layers.GRU):
-        return (StateSpec(f"state_{i}_h", "gru_h", (units,)),)
+        return (LayerState(f"state_{i}_h", "gru_h", (units,)),)
     return ()  # another RNN: no step form
 
 
-def _conv_states(layer: Any, j: int) -> tuple[StateSpec, ...]:
+def _conv_states(layer: Any, j: int) -> tuple[LayerState, ...]:
     cfg = layer.get_config()
     k = cfg["kernel_size"][0] if isinstance(cfg["kernel_size"], (list, tuple)) else cfg["kernel_size"]
     d = cfg["dilation_rate"][0] if isinstance(cfg["dilation_rate"], (list, tuple)) else cfg["dilation_rate"]
     history = (k - 1) * d
-    return (StateSpec(f"buffer_{j}", "conv_buffer", (history, int(layer.kernel.shape[1]))),) if history else ()
+    return (LayerState(f"buffer_{j}", "conv_buffer", (history, int(layer.kernel.shape[1]))),) if history else ()
 
 
 def layer_infos(model: Any) -> list[LayerInfo]:
