@@ -16,6 +16,7 @@ import numpy as np
 
 from converters.calibrate import representative_dataset
 from converters.formats import Format
+from edge.compat import NEEDS_CUSTOM_OPS, NEEDS_FLEX_OPS, converter_error_codes, keras_input_name
 from edge.errors import ConversionError, UnquantizedOpError
 from edge.flatbuffer import check_model_bytes
 
@@ -37,7 +38,7 @@ def export_saved_model(model: Any, directory: Path) -> Path:
     """
     import tensorflow as tf
 
-    names = [t._keras_history.operation.name for t in model.inputs]  # the InputLayer names
+    names = [keras_input_name(t) for t in model.inputs]
     specs = [tf.TensorSpec(tuple(t.shape), t.dtype, name=name) for name, t in zip(names, model.inputs)]
     signature = [dict(zip(names, specs))] if isinstance(model.input, dict) else specs
     model.export(str(directory), format="tf_saved_model", verbose=False, input_signature=signature)
@@ -79,7 +80,7 @@ def convert_graph(model: Any, fmt: Format, samples: list[dict[str, np.ndarray]] 
         except Exception as exc:  # the converter raises many types; report the first line
             text = str(exc)
             first = next((l.strip() for l in text.splitlines() if l.strip()), type(exc).__name__)
-            if "select tf" in text.lower() or "flex" in text.lower() or "not supported by the tflite builtin" in text.lower():
+            if converter_error_codes(exc) & {NEEDS_FLEX_OPS, NEEDS_CUSTOM_OPS}:
                 first = "an op would need SELECT_TF_OPS (TensorFlow ops inside TFLite), which bundles do not allow: " + first
             raise ConversionError(f"{what}: TFLite conversion to {fmt.name} failed: {first[:400]}") from None
     check_ops(flatbuffer, fmt, what)

@@ -63,6 +63,8 @@ class OperatorInfo:
     custom: bool
     inputs: tuple[TensorInfo | None, ...]  # None: an omitted optional input
     outputs: tuple[TensorInfo, ...]
+    input_indices: tuple[int, ...] = ()  # tensor indices in the main subgraph (-1: omitted)
+    output_indices: tuple[int, ...] = ()
 
 
 def builtin_op_name(code: int) -> str:
@@ -368,7 +370,7 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
         metadata.append((md.string(0) or "", bytes(data[start:start + n])))
     ops = tuple(
         OperatorInfo(name_ if isinstance(name_, str) else builtin_op_name(name_), isinstance(name_, str),
-                     tuple(infos[0][i] if i >= 0 else None for i in ins), tuple(infos[0][i] for i in outs))
+                     tuple(infos[0][i] if i >= 0 else None for i in ins), tuple(infos[0][i] for i in outs), tuple(ins), tuple(outs))
         for name_, ins, outs in main_ops
     )
     return ModelInfo(version, len(subgraphs), n_tensors_total, n_ops_total, len(buffers),
