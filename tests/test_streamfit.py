@@ -117,3 +117,17 @@ def test_train_with_stream_epochs_saves_a_normal_model(tmp_path: Path) -> None:
     assert off_card["metrics"]["stream_epochs_run"] == 0 and "test_stream" in off_card["metrics"]  # measured either way
     with pytest.raises(HybridEdgeError, match="stream_epochs"):
         train("test_cnn_lstm", CLIPS, tmp_path / "bad", TrainConfig(epochs=1, stream_epochs=-1), progress=QUIET)
+
+
+def test_stream_training_and_the_step_model_name_states_alike() -> None:
+    """One layer walker: stream training carries the states the bundle names (its conv buffers restart per clip)."""
+    from converters.streaming import build_step_model
+
+    model = _tiny_rnn()
+    stream, step = build_stream_model(model), build_step_model(model)
+    assert [t.name for t in stream.model.inputs[1:]] == [s.name for s in step.states if s.kind != "conv_buffer"]
+    assert stream.state_shapes == [s.shape[1:] for s in step.states if s.kind != "conv_buffer"]
+    assert stream.has_conv_buffer == any(s.kind == "conv_buffer" for s in step.states)
+    bidir = create_model("rnn_bidir", make_config("rnn_bidir", {"features": "3", "num_classes": "3"}))
+    with pytest.raises(HybridEdgeError, match="Bidirectional: its backward half reads future frames; the model cannot be stream-trained"):
+        build_stream_model(bidir)
