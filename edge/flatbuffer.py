@@ -335,8 +335,9 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
                         raise r.fail(f"subgraphs[{g}].operators[{o}].{what} tensor index {i} not in [-1, {nt})")
             op.vector(5, 1)  # custom_options: bounds only
             if g == 0:
-                name_ = code_names[code] if builtin[code] == CUSTOM_CODE and code_names[code] else builtin[code]
-                main_ops.append((name_, [i for i in op.ints(1)], [i for i in op.ints(2) if i >= 0]))
+                custom_op = builtin[code] == CUSTOM_CODE
+                name_ = code_names[code] if custom_op and code_names[code] else builtin_op_name(builtin[code])
+                main_ops.append((name_, custom_op, list(op.ints(1)), [i for i in op.ints(2) if i >= 0]))
         sg.string(4)
         n_tensors_total += nt
         n_ops_total += len(ops)
@@ -369,9 +370,9 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
         start, n = buffer_spans[b]
         metadata.append((md.string(0) or "", bytes(data[start:start + n])))
     ops = tuple(
-        OperatorInfo(name_ if isinstance(name_, str) else builtin_op_name(name_), isinstance(name_, str),
-                     tuple(infos[0][i] if i >= 0 else None for i in ins), tuple(infos[0][i] for i in outs), tuple(ins), tuple(outs))
-        for name_, ins, outs in main_ops
+        OperatorInfo(name_, custom_op, tuple(infos[0][i] if i >= 0 else None for i in ins), tuple(infos[0][i] for i in outs),
+                     tuple(ins), tuple(outs))
+        for name_, custom_op, ins, outs in main_ops
     )
     return ModelInfo(version, len(subgraphs), n_tensors_total, n_ops_total, len(buffers),
                      tuple(builtin), tuple(custom), tuple(signatures), tuple(signature_io), tuple(metadata), ops)
