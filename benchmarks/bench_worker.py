@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edge.bundle import Mode, read_bundle
+from edge.compat import ops_details
 from edge.evalsets import align_labels, load_clipset
 from edge.evaluate import ItemStepper, predict
 from edge.measure.energy import make_meter
@@ -47,7 +48,7 @@ def delegate_report(session: StreamingSession, requested: str) -> dict[str, Any]
     nodes = 0
     ops = 0
     for runner in session.runners:
-        details = runner.interpreter._get_ops_details()  # the only view of delegated partitions
+        details = ops_details(runner.interpreter)  # the only view of delegated partitions
         kinds = Counter(d["op_name"] for d in details)
         nodes += kinds.pop("DELEGATE", 0)
         ops += sum(kinds.values())

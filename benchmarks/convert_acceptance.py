@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.machine import machine_info
 from edge.errors import HybridEdgeError
 from edge.bundle import VERIFY_REPORT, read_bundle
 from edge.bundle.verify_report import VerifyReport, read_verify_report
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(rows: list[dict[str, Any]], t0: float) -> dict[str, Any]:
     return {"targets": TARGETS, "rows": rows, "seconds": round(time.perf_counter() - t0, 1),
-            "machine": platform.machine(), "cpus": os.cpu_count(), "load_1min": os.getloadavg()[0]}
+            "machine": machine_info()}
 
 
 if __name__ == "__main__":

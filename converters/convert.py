@@ -25,6 +25,7 @@ from converters.streaming import (
     StepModel,
     build_step_model,
     build_window_model,
+    check_safe_file,
     input_kind,
     split_step_model,
     streaming_problem,
@@ -35,7 +36,7 @@ from edge.bundle import (
     StateSpec, Window, portable_dataset_spec, sha256_file, write_golden, write_manifest,
 )
 from edge.bundle.verify_report import write_verify_report
-from edge.errors import BundleError, ConversionError
+from edge.errors import BundleError, ConversionError, DelegateRefused
 from edge.preprocess import Preprocessing
 from edge.rundir import ModelCard, RunDir
 from edge.versions import library_versions
@@ -83,11 +84,10 @@ def load_run(run_dir: Path) -> tuple[Any, ModelCard]:
 
     run = RunDir(run_dir).check()
     model_path = run.model
+    check_safe_file(model_path)
     try:
         model = load_keras_model(model_path)
     except ValueError as exc:
-        if "Lambda" in str(exc) or "safe_mode" in str(exc):
-            raise ConversionError(f"{model_path}: refused to load: the model contains a Lambda layer (arbitrary code)") from None
         raise ConversionError(f"{model_path}: cannot load ({str(exc).splitlines()[0]})") from None
     return model, run.card()
 
@@ -242,15 +242,12 @@ def _first_load(path: Path, delegate: str, what: str, file: str) -> tuple[Any, s
     from edge.interpreter import make_interpreter
 
     try:
-        return make_interpreter(path, delegate=delegate), ""
+        try:
+            return make_interpreter(path, delegate=delegate), ""
+        except DelegateRefused as exc:  # only a delegate other than "none" is refused
+            return make_interpreter(path, delegate="none"), _first_line(str(exc))
     except BundleError as exc:
-        text = str(exc)
-        if delegate == "xnnpack" and "XNNPACK" in text:
-            try:
-                return make_interpreter(path, delegate="none"), _first_line(text)
-            except BundleError as again:
-                text = str(again)
-        raise ConversionError(f"{what}: the converted {file} does not load ({_first_line(text)[:200]})") from None
+        raise ConversionError(f"{what}: the converted {file} does not load ({_first_line(str(exc))[:200]})") from None
 
 
 def _first_line(text: str) -> str:

@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from converters.convert import ConvertOptions, check_options
-from edge.errors import ConversionError, HybridEdgeError
+from edge.errors import ConversionError, HybridEdgeError, UnquantizedOpError, error_class
 from edge.rundir import RunDir
 
 ERROR_FILE = ".error.json"
@@ -54,9 +54,8 @@ def convert_run(
     for _ in range(ATTEMPTS - 1):
         try:
             return _convert_once(run_dir, out_dir, options, timeout, target, what)
-        except ConversionError as exc:
-            if not _quantizer_skipped_op(str(exc)):
-                raise
+        except UnquantizedOpError:
+            continue
     return _convert_once(run_dir, out_dir, options, timeout, target, what)
 
 
@@ -64,12 +63,6 @@ def convert_run(
 # quantizer now and then leaves an op float that it quantizes on another run; the
 # runs that succeed give the same bytes. Such a miss is retried in a fresh worker.
 ATTEMPTS = 3
-_INT8_KERNEL_OPS = ("SPLIT", "SPLIT_V", "CONCATENATION", "RESHAPE", "STRIDED_SLICE", "SLICE", "PACK", "UNPACK", "TRANSPOSE")
-
-
-def _quantizer_skipped_op(message: str) -> bool:
-    """An op TFLite has integer kernels for was left float: the quantizer's run-to-run miss."""
-    return any(f"op {op} has no integer kernel here" in message for op in _INT8_KERNEL_OPS)
 
 
 def _convert_once(run_dir: Path, out_dir: Path, options: ConvertOptions, timeout: float, target: str, what: str) -> Path:
@@ -100,12 +93,18 @@ def _raise_for_worker(returncode: int, tmp: Path, stderr: str, what: str) -> Non
         return
     error_file = tmp / ERROR_FILE
     if returncode > 0 and error_file.is_file():
-        raise ConversionError(json.loads(error_file.read_text())["message"])
+        raise _worker_error(json.loads(error_file.read_text()))
     if returncode < 0:
         name = signal.Signals(-returncode).name
         raise ConversionError(f"the converter process crashed with {name} while converting {what}; no bundle was written")
     tail = [line for line in stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]
     raise ConversionError(f"the converter process failed (exit {returncode}) converting {what}: {tail[0][:300]}")
+
+
+def _worker_error(report: dict) -> HybridEdgeError:
+    """The error the worker reported, as its own class (from its ``code``), else a ConversionError."""
+    cls = error_class(str(report.get("code", "")))
+    return (cls if issubclass(cls, ConversionError) else ConversionError)(report["message"])
 
 
 def run_worker(argv: list[str]) -> int:
@@ -117,13 +116,13 @@ def run_worker(argv: list[str]) -> int:
         func = getattr(importlib.import_module(module_name), func_name)
         func(run_dir, out_dir, options)
     except HybridEdgeError as exc:
-        (out_dir / ERROR_FILE).write_text(json.dumps({"message": str(exc)}))
+        (out_dir / ERROR_FILE).write_text(json.dumps({"message": str(exc), "code": exc.code}))
         return 3
     except Exception as exc:  # report, do not hide: a bug or an unexpected library error
         traceback.print_exc()
         lines = [l.strip() for l in str(exc).splitlines() if l.strip() and not l.strip().startswith(("File ", "\u2022"))]
         detail = next((l for l in reversed(lines) if "Error" in l or "error" in l), lines[0] if lines else "")
         message = f"converting {options.precision} ({options.mode}) failed: {type(exc).__name__}: {detail[:300]}"
-        (out_dir / ERROR_FILE).write_text(json.dumps({"message": message}))
+        (out_dir / ERROR_FILE).write_text(json.dumps({"message": message, "code": ConversionError.code}))
         return 4
     return 0

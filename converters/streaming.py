@@ -5,7 +5,8 @@ of those crashes), so we export one step instead: the frame (or sensor sample)
 plus every recurrent state in, probabilities plus new states out, batch 1. The
 session on the board feeds the states back.
 
-The walk is generic over a linear chain of layers:
+The walk is generic over a linear chain of layers, classified (and their
+states named) by :mod:`training.layers`, the same way stream training sees them:
 
 * ``TimeDistributed(m)`` -> ``m`` applied to the one frame;
 * ``LSTM`` / ``GRU`` -> a fresh, uniquely named cell with the trained weights
@@ -22,15 +23,24 @@ are refused for streaming.
 
 from __future__ import annotations
 
+import json
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from edge.errors import ConversionError
-
-# layers that act on the last axis only, so they apply to one step unchanged
-_PER_STEP = ("Dense", "Activation", "Softmax", "ReLU", "LeakyReLU", "ELU", "PReLU",
-             "BatchNormalization", "LayerNormalization")
-_SKIPPED = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization")
+from edge.errors import ConversionError, UnsafeModelError
+from training.layers import (
+    TEMPORAL,
+    LayerInfo,
+    Role,
+    future_problem,
+    is_temporal,
+    layer_infos,
+    mask_value,
+    streaming_problem,
+    walk_layers,
+)
 
 
 @dataclass(frozen=True)
@@ -62,30 +72,42 @@ class StepModel:
 
 
 def check_safe(model: Any) -> None:
-    """Refuse Lambda layers (arbitrary Python), including inside sub-models."""
+    """Refuse Lambda layers (arbitrary Python), including inside sub-models.
+
+    Raises:
+        UnsafeModelError: a Lambda layer was found.
+    """
     import keras
 
     for layer in walk_layers(model):
         if isinstance(layer, keras.layers.Lambda):
-            raise ConversionError(f"layer {layer.name!r} is a Lambda layer; arbitrary code is not converted")
+            raise UnsafeModelError(f"layer {layer.name!r} is a Lambda layer; arbitrary code is not converted")
 
 
-def walk_layers(model: Any):
-    """Every layer, depth first, through sub-models and wrappers."""
-    import keras
+def check_safe_file(path: Path) -> None:
+    """Refuse a saved ``.keras`` model whose config holds a Lambda layer, before Keras deserialises it.
 
-    for layer in model.layers:
-        yield layer
-        inner = getattr(layer, "layer", None)
-        if inner is not None:
-            yield inner
-            if isinstance(inner, keras.Model):
-                yield from walk_layers(inner)
-        for attr in ("forward_layer", "backward_layer"):
-            if getattr(layer, attr, None) is not None:
-                yield getattr(layer, attr)
-        if isinstance(layer, keras.Model):
-            yield from walk_layers(layer)
+    Raises:
+        UnsafeModelError: a Lambda layer, at any depth of the saved config.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ConversionError(f"{path}: not a readable .keras model ({exc})") from None
+
+    def classes(node: Any):
+        if isinstance(node, dict):
+            if isinstance(node.get("class_name"), str):
+                yield node["class_name"]
+            for value in node.values():
+                yield from classes(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from classes(value)
+
+    if "Lambda" in set(classes(config)):
+        raise UnsafeModelError(f"{path}: refused to load: the model contains a Lambda layer (arbitrary code)")
 
 
 def input_kind(model: Any) -> str:
@@ -94,44 +116,23 @@ def input_kind(model: Any) -> str:
     if rank == 5:
         return "clip"
     if rank == 3:
-        return "sequence" if has_recurrence(model) else "image"
+        return "sequence" if is_temporal(model) else "image"
     if rank == 4:
-        return "clip" if has_recurrence(model) else "image"
+        return "clip" if is_temporal(model) else "image"
     raise ConversionError(f"model {model.name!r}: input shape {tuple(model.inputs[0].shape)} is not a clip, sequence or image")
 
 
-def has_recurrence(model: Any) -> bool:
-    """True if a top-level layer carries state over time (RNN, Bidirectional, Conv1D)."""
+def _fresh_cell(info: LayerInfo) -> Any:
+    """A new cell named after the layer's index, with the layer's config (dropout off)."""
     import keras
 
-    return any(isinstance(l, (keras.layers.RNN, keras.layers.Bidirectional, keras.layers.Conv1D)) for l in model.layers)
-
-
-def streaming_problem(model: Any) -> str | None:
-    """Why the model cannot stream (it reads the future), or None."""
-    import keras
-
-    for layer in walk_layers(model):
-        if isinstance(layer, keras.layers.Bidirectional):
-            return f"layer {layer.name!r} is Bidirectional: its backward half reads future frames"
-        if isinstance(layer, keras.layers.RNN) and getattr(layer, "go_backwards", False):
-            return f"layer {layer.name!r} runs backwards in time (go_backwards=True)"
-        if isinstance(layer, keras.layers.Conv1D) and layer.get_config().get("padding") != "causal":
-            return f"layer {layer.name!r} is a Conv1D with padding={layer.get_config().get('padding')!r}; only causal convolutions stream"
-    return None
-
-
-def _fresh_cell(layer: Any, index: int) -> tuple[Any, list[tuple[str, int]]]:
-    """A new named cell with the layer's config; returns (cell, [(kind, units)])."""
-    import keras
-
-    cell = layer.cell
-    cfg = cell.get_config()
-    cfg.update(name=f"rnn_{index}_step", dropout=0.0, recurrent_dropout=0.0)
+    layer = info.layer
+    cfg = layer.cell.get_config()
+    cfg.update(name=f"rnn_{info.index}_step", dropout=0.0, recurrent_dropout=0.0)
     if isinstance(layer, keras.layers.LSTM):
-        return keras.layers.LSTMCell.from_config(cfg), [("lstm_h", cell.units), ("lstm_c", cell.units)]
+        return keras.layers.LSTMCell.from_config(cfg)
     if isinstance(layer, keras.layers.GRU):
-        return keras.layers.GRUCell.from_config(cfg), [("gru_h", cell.units)]
+        return keras.layers.GRUCell.from_config(cfg)
     raise ConversionError(f"recurrent layer {layer.name!r} ({type(layer).__name__}) has no step form")
 
 
@@ -142,11 +143,9 @@ class _Chain:
         self.state_inputs: dict[str, Any] = {}
         self.state_outputs: list[Any] = []
         self.states: list[StepState] = []
-        self.rnn_index = 0
-        self.conv_index = 0
         self.reshape_index = 0
 
-    def _add_state(self, name: str, kind: str, shape: tuple[int, ...]) -> Any:
+    def _add_state(self, name: str, shape: tuple[int, ...]) -> Any:
         import keras
 
         inp = keras.Input(shape[1:], batch_size=1, name=name)
@@ -157,28 +156,26 @@ class _Chain:
         self.states.append(StepState(name, 1 + len(self.state_outputs), shape, kind))
         self.state_outputs.append(out)
 
-    def apply(self, layer: Any, x: Any) -> Any:
-        import keras
-
-        kind = type(layer).__name__
-        if isinstance(layer, keras.layers.TimeDistributed):
-            return layer.layer(x)
-        if isinstance(layer, keras.layers.Bidirectional) or getattr(layer, "go_backwards", False):
-            raise ConversionError(f"{streaming_problem_for(layer)}; it cannot stream, convert with --window")
-        if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)):
-            return self._rnn(layer, x)
-        if isinstance(layer, keras.layers.Conv1D):
-            return self._causal_conv(layer, x)
-        if isinstance(layer, keras.layers.Masking) or kind in _SKIPPED:
+    def apply(self, info: LayerInfo, x: Any) -> Any:
+        layer = info.layer
+        if info.role is Role.FUTURE:
+            raise ConversionError(f"{future_problem(layer)}; it cannot stream, convert with --window")
+        if info.role is Role.RECURRENT:
+            return self._rnn(info, x)
+        if info.role is Role.CAUSAL_CONV:
+            return self._causal_conv(info, x)
+        if info.role in (Role.MASKING, Role.INERT):
             return x
-        if kind in _PER_STEP:
+        if info.role is Role.PER_STEP:
             return self._per_step(layer, x)
-        raise ConversionError(f"layer {layer.name!r} ({kind}) has no streaming form")
+        raise ConversionError(f"layer {layer.name!r} ({type(layer).__name__}) has no streaming form")
 
     def _per_step(self, layer: Any, x: Any) -> Any:
         """Apply a last-axis layer to one step, as the (1, 1, F) sequence it was built for if need be."""
         import keras
 
+        if isinstance(layer, keras.layers.TimeDistributed):
+            return layer.layer(x)
         built_on = layer.input[0] if isinstance(layer.input, (list, tuple)) else layer.input  # (x, mask) after Masking
         if len(built_on.shape) != 3:
             return layer(x)
@@ -186,88 +183,40 @@ class _Chain:
         y = layer(keras.layers.Reshape((1, int(x.shape[-1])), name=f"step_in_{self.reshape_index}")(x))
         return keras.layers.Reshape((int(y.shape[-1]),), name=f"step_out_{self.reshape_index}")(y)
 
-    def _rnn(self, layer: Any, x: Any) -> Any:
-        cell, sizes = _fresh_cell(layer, self.rnn_index)
-        suffix = {"lstm_h": "h", "lstm_c": "c", "gru_h": "h"}
-        names = [f"state_{self.rnn_index}_{suffix[k]}" for k, _ in sizes]
-        ins = [self._add_state(nm, k, (1, n)) for nm, (k, n) in zip(names, sizes)]
+    def _rnn(self, info: LayerInfo, x: Any) -> Any:
+        cell = _fresh_cell(info)
+        ins = [self._add_state(s.name, (1, *s.shape)) for s in info.states]
         y, new_states = cell(x, ins if len(ins) > 1 else ins[0])
-        cell.set_weights(layer.cell.get_weights())
+        cell.set_weights(info.layer.cell.get_weights())
         new_states = new_states if isinstance(new_states, (list, tuple)) else [new_states]
-        for nm, (k, n), out in zip(names, sizes, new_states):
-            self._bind(nm, k, (1, n), out)
-        self.rnn_index += 1
+        for s, out in zip(info.states, new_states):
+            self._bind(s.name, s.kind, (1, *s.shape), out)
         return y
 
-    def _causal_conv(self, layer: Any, x: Any) -> Any:
+    def _causal_conv(self, info: LayerInfo, x: Any) -> Any:
         """Causal Conv1D as a valid conv over [buffer, x]; the buffer is state."""
         import keras
 
+        layer, i = info.layer, info.index
         cfg = layer.get_config()
-        if cfg.get("padding") != "causal":
-            raise ConversionError(f"layer {layer.name!r}: Conv1D padding={cfg.get('padding')!r} is not causal; it cannot stream")
         strides = cfg["strides"][0] if isinstance(cfg["strides"], (list, tuple)) else cfg["strides"]
         if strides != 1:
             raise ConversionError(f"layer {layer.name!r}: Conv1D with strides={strides} drops steps; it cannot stream one step at a time")
-        k = cfg["kernel_size"][0] if isinstance(cfg["kernel_size"], (list, tuple)) else cfg["kernel_size"]
-        d = cfg["dilation_rate"][0] if isinstance(cfg["dilation_rate"], (list, tuple)) else cfg["dilation_rate"]
         channels = int(x.shape[-1])
-        i = self.conv_index
-        self.conv_index += 1
         cfg.update(name=f"conv1d_{i}_step", padding="valid")
         conv = keras.layers.Conv1D.from_config(cfg)
         window = keras.layers.Reshape((1, channels), name=f"conv1d_{i}_frame")(x)
-        history = (k - 1) * d
-        if history:
-            name = f"buffer_{i}"
-            buf = self._add_state(name, "conv_buffer", (1, history, channels))
+        for s in info.states:  # the buffer of the last (k-1)*dilation inputs, if any
+            buf = self._add_state(s.name, (1, *s.shape))
             window = keras.layers.Concatenate(axis=1, name=f"conv1d_{i}_window")([buf, window])
-            self._bind(name, "conv_buffer", (1, history, channels), keras.layers.Cropping1D((1, 0), name=f"conv1d_{i}_shift")(window))
+            self._bind(s.name, s.kind, (1, *s.shape), keras.layers.Cropping1D((1, 0), name=f"conv1d_{i}_shift")(window))
         y = conv(window)
         conv.set_weights(layer.get_weights())
         return keras.layers.Reshape((int(y.shape[-1]),), name=f"conv1d_{i}_out")(y)
 
 
-def streaming_problem_for(layer: Any) -> str:
-    import keras
-
-    if isinstance(layer, keras.layers.Bidirectional):
-        return f"layer {layer.name!r} is Bidirectional: its backward half reads future frames"
-    return f"layer {layer.name!r} runs backwards in time (go_backwards=True)"
-
-
-def _layers(model: Any) -> list[Any]:
-    import keras
-
-    return [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
-
-
-def _mask_value(model: Any) -> float | None:
-    """The Masking value if the mask really reaches the first recurrent layer.
-
-    Keras drops a mask at any layer that does not support masking (a Conv1D, for
-    instance); then padding is computed on like data and must be fed, not skipped.
-    """
-    import keras
-
-    value = None
-    for layer in _layers(model):
-        if isinstance(layer, keras.layers.Masking):
-            value = float(layer.mask_value)
-        elif isinstance(layer, keras.layers.RNN):
-            return value
-        elif value is not None and not getattr(layer, "supports_masking", False):
-            return None
-    return value
-
-
-def _first_stateful(layers: list[Any]) -> int:
-    import keras
-
-    for i, layer in enumerate(layers):
-        if isinstance(layer, (keras.layers.RNN, keras.layers.Conv1D, keras.layers.Bidirectional)):
-            return i
-    return len(layers)
+def _first_temporal(infos: list[LayerInfo]) -> int:
+    return next((i for i, info in enumerate(infos) if info.role in TEMPORAL), len(infos))
 
 
 def build_step_model(model: Any) -> StepModel:
@@ -291,12 +240,12 @@ def build_step_model(model: Any) -> StepModel:
     frame = keras.Input(step_shape, batch_size=1, name=in_name)
     chain = _Chain()
     x = frame
-    for layer in _layers(model):
-        x = chain.apply(layer, x)
+    for info in layer_infos(model):
+        x = chain.apply(info, x)
     if not chain.states:
         raise ConversionError(f"model {model.name!r} has no recurrent layer; nothing to stream")
     step = keras.Model({in_name: frame, **chain.state_inputs}, [x, *chain.state_outputs], name=f"{model.name}_step")
-    return StepModel(step, in_name, (1, *step_shape), tuple(chain.states), kind, mask_value=_mask_value(model))
+    return StepModel(step, in_name, (1, *step_shape), tuple(chain.states), kind, mask_value=mask_value(model))
 
 
 def split_step_model(model: Any) -> tuple[StepModel, StepModel]:
@@ -313,9 +262,9 @@ def split_step_model(model: Any) -> tuple[StepModel, StepModel]:
     full = build_step_model(model)
     if full.input_kind == "image":
         raise ConversionError(f"model {model.name!r} has no recurrent head; mixed needs a CNN front end and a recurrent head")
-    layers = _layers(model)
-    cut = _first_stateful(layers)
-    front_layers = [l for l in layers[:cut] if type(l).__name__ not in _SKIPPED and not isinstance(l, keras.layers.Masking)]
+    infos = layer_infos(model)
+    cut = _first_temporal(infos)
+    front_layers = [info for info in infos[:cut] if info.role not in (Role.INERT, Role.MASKING)]
     if not front_layers:
         raise ConversionError(
             f"model {model.name!r} has no per-step front end before its first recurrent layer; "
@@ -324,14 +273,14 @@ def split_step_model(model: Any) -> tuple[StepModel, StepModel]:
     frame = keras.Input(full.frame_shape[1:], batch_size=1, name=full.frame_input)
     chain = _Chain()
     x = frame
-    for layer in layers[:cut]:
-        x = chain.apply(layer, x)
+    for info in infos[:cut]:
+        x = chain.apply(info, x)
     front = keras.Model({full.frame_input: frame}, [x], name=f"{model.name}_front")
     feats = keras.Input(tuple(int(v) for v in x.shape[1:]), batch_size=1, name="features")
     chain = _Chain()
     y = feats
-    for layer in layers[cut:]:
-        y = chain.apply(layer, y)
+    for info in infos[cut:]:
+        y = chain.apply(info, y)
     head = keras.Model({"features": feats, **chain.state_inputs}, [y, *chain.state_outputs], name=f"{model.name}_head")
     return (
         StepModel(front, full.frame_input, full.frame_shape, (), full.input_kind, output_role="features", mask_value=full.mask_value),

@@ -21,6 +21,7 @@ import numpy as np
 from converters.calibrate import is_masked
 from converters.streaming import StepModel
 from edge import adapters
+from edge.compat import debugger_interpreter, ops_details
 from edge.bundle import Mode, read_bundle
 from edge.bundle.verify_report import FrameByFrame, LongStream, ProbError, StateDrift, VerifyReport
 from edge.streaming import StreamingSession
@@ -220,10 +221,10 @@ def _layer_report(step: StepModel, fmt: Any, samples: list[dict[str, np.ndarray]
 
         debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=positional)
         if delegate == "none":  # the debugger builds its interpreter with the default delegates
-            debugger._quant_interpreter = tf.lite.Interpreter(
+            debugger_interpreter(debugger, tf.lite.Interpreter(
                 model_content=debugger.quant_model,
-                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        quant = debugger._quant_interpreter  # no public accessor for the debug model's inputs and scales
+                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+        quant = debugger_interpreter(debugger)  # no public accessor for the debug model's inputs and scales
         order.extend(_match_input(d["name"], list(subset[0])) for d in quant.get_input_details())
         debugger.run()
     scales = _verified_scales(quant)
@@ -245,7 +246,7 @@ def _verified_scales(quant: Any) -> dict[str, float]:
     """NumericVerify output name -> quantization scale of the integer tensor it checks."""
     tensors = {t["index"]: t for t in quant.get_tensor_details()}
     out = {}
-    for op in quant._get_ops_details():
+    for op in ops_details(quant):
         if op["op_name"] in ("NUMERIC_VERIFY", "NumericVerify") and op["outputs"].size:
             q = tensors[op["inputs"][0]]
             scales = q.get("quantization_parameters", {}).get("scales", [])

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.flatbuffer import read_model
 from edge.interpreter import load_backend
 
 # Coral "TensorFlow models on the Edge TPU", supported operations (TFLite builtin names).
@@ -113,12 +114,13 @@ def _edgetpu_problem(name: str, tensors: list[dict[str, Any]]) -> str | None:
 
 
 def analyze_graph(path: str | Path, frames_per_invoke: int = 1) -> GraphAnalysis:
-    """Analyse one ``.tflite`` file with the LiteRT interpreter (nothing is invoked)."""
+    """Analyse one ``.tflite`` file: op list from :mod:`edge.flatbuffer`, tensors from the LiteRT interpreter (nothing is invoked)."""
     path = Path(path)
     backend = load_backend()
     interpreter = backend.module.Interpreter(model_path=str(path))
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    ops = interpreter._get_ops_details()  # the public API has no op list
+    ops = [{"index": k, "op_name": op.name, "inputs": op.input_indices, "outputs": op.output_indices}
+           for k, op in enumerate(read_model(path).ops)]
     graph_inputs = {d["index"] for d in interpreter.get_input_details()}
     graph_outputs = {d["index"] for d in interpreter.get_output_details()}
     produced = {int(i) for op in ops for i in op["outputs"]}

@@ -11,6 +11,7 @@ and index before anything is loaded. Field numbers follow
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from edge.errors import BundleError
 SCHEMA_VERSION = 3
 MAX_TENSOR_TYPE = 18  # BFLOAT16 in schema v3
 MAX_BUILTIN_CODE = 255
+CUSTOM_CODE = 32  # BuiltinOperator.CUSTOM: the op's name is its custom code
 # bytes per element of each TensorType (0 = variable/unknown: not size-checked)
 _ITEM_SIZE = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 5: 0, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 13: 0, 14: 0,
               15: 4, 16: 2, 17: 0, 18: 2}
@@ -54,6 +56,32 @@ class TensorInfo:
 
 
 @dataclass(frozen=True)
+class OperatorInfo:
+    """One operator of the main subgraph, in execution order."""
+
+    name: str  # the builtin op name (``FULLY_CONNECTED``) or the custom code (``FlexMatrixDeterminant``)
+    custom: bool
+    inputs: tuple[TensorInfo | None, ...]  # None: an omitted optional input
+    outputs: tuple[TensorInfo, ...]
+    input_indices: tuple[int, ...] = ()  # tensor indices in the main subgraph (-1: omitted)
+    output_indices: tuple[int, ...] = ()
+
+
+def builtin_op_name(code: int) -> str:
+    """The schema's name of a builtin operator code (``BUILTIN_<code>`` where no schema module is installed)."""
+    return _builtin_names().get(code, f"BUILTIN_{code}")
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin_names() -> dict[int, str]:
+    try:  # ai-edge-litert ships the generated schema; legacy tflite-runtime does not
+        from ai_edge_litert.schema_py_generated import BuiltinOperator
+    except ImportError:
+        return {}
+    return {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
+
+
+@dataclass(frozen=True)
 class SignatureInfo:
     """A signature: its key and the tensors behind its input and output names."""
 
@@ -76,6 +104,7 @@ class ModelInfo:
     signatures: tuple[str, ...]
     signature_io: tuple[SignatureInfo, ...] = ()  # subgraph 0's inputs/outputs by tensor name when there is no signature
     metadata: tuple[tuple[str, bytes], ...] = ()  # (name, buffer bytes) of each metadata entry
+    ops: tuple[OperatorInfo, ...] = ()  # the main subgraph's operators, in execution order
 
     def metadata_buffer(self, name: str) -> bytes | None:
         return next((data for n, data in self.metadata if n == name), None)
@@ -237,7 +266,7 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
     if version != SCHEMA_VERSION:
         raise r.fail(f"schema version {version}, expected {SCHEMA_VERSION}")
 
-    builtin, custom = [], []
+    builtin, custom, code_names = [], [], []
     op_codes = model.tables(1, "operator_codes")
     for k, oc in enumerate(op_codes):
         code = max(oc.scalar(0, "u8"), oc.scalar(3, "i32"))
@@ -247,6 +276,7 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
         name_ = oc.string(1)
         if name_ is not None:
             custom.append(name_)
+        code_names.append(name_)
 
     buffers = model.tables(4, "buffers")
     buffer_bytes, buffer_spans = [], []
@@ -262,7 +292,7 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
     if not subgraphs:
         raise r.fail("no subgraphs")
     n_tensors_total = n_ops_total = 0
-    tensor_counts, infos = [], []
+    tensor_counts, infos, main_ops = [], [], []
     for g, sg in enumerate(subgraphs):
         tensors = sg.tables(0, f"subgraphs[{g}].tensors")
         nt = len(tensors)
@@ -304,6 +334,10 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
                     if not -1 <= i < nt:
                         raise r.fail(f"subgraphs[{g}].operators[{o}].{what} tensor index {i} not in [-1, {nt})")
             op.vector(5, 1)  # custom_options: bounds only
+            if g == 0:
+                custom_op = builtin[code] == CUSTOM_CODE
+                name_ = code_names[code] if custom_op and code_names[code] else builtin_op_name(builtin[code])
+                main_ops.append((name_, custom_op, list(op.ints(1)), [i for i in op.ints(2) if i >= 0]))
         sg.string(4)
         n_tensors_total += nt
         n_ops_total += len(ops)
@@ -335,8 +369,13 @@ def check_model_bytes(data: bytes, name: str = "model") -> ModelInfo:
             raise r.fail(f"metadata[{k}] buffer index out of range")
         start, n = buffer_spans[b]
         metadata.append((md.string(0) or "", bytes(data[start:start + n])))
+    ops = tuple(
+        OperatorInfo(name_, custom_op, tuple(infos[0][i] if i >= 0 else None for i in ins), tuple(infos[0][i] for i in outs),
+                     tuple(ins), tuple(outs))
+        for name_, custom_op, ins, outs in main_ops
+    )
     return ModelInfo(version, len(subgraphs), n_tensors_total, n_ops_total, len(buffers),
-                     tuple(builtin), tuple(custom), tuple(signatures), tuple(signature_io), tuple(metadata))
+                     tuple(builtin), tuple(custom), tuple(signatures), tuple(signature_io), tuple(metadata), ops)
 
 
 def read_model(path: str | Path) -> ModelInfo:

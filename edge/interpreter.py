@@ -88,28 +88,44 @@ def make_interpreter(
 
     Raises:
         BackendError: no backend, or the delegate is unavailable.
+        DelegateRefused: the delegate failed to prepare a model the reference kernels load.
         BundleError: the model cannot be loaded or allocated.
     """
-    from edge.errors import BundleError
+    from edge.errors import BundleError, DelegateRefused
 
     be = load_backend(backend)
-    kwargs: dict[str, Any] = {"num_threads": int(num_threads)}
+    source = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
+    kwargs: dict[str, Any] = {"num_threads": int(num_threads), **source}
     loaded = load_delegate(be, delegate)
     if loaded is not None:
         kwargs["experimental_delegates"] = [loaded]
-    if delegate == "none":
-        op_resolver = getattr(be.module, "OpResolverType", None)
-        if op_resolver is not None:
-            kwargs["experimental_op_resolver_type"] = op_resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    if isinstance(model, (bytes, bytearray)):
-        kwargs["model_content"] = bytes(model)
-    else:
-        kwargs["model_path"] = str(model)
+    reference = {"num_threads": int(num_threads), **source, **_without_default_delegates(be)}
     try:
-        interpreter = be.module.Interpreter(**kwargs)
-        interpreter.allocate_tensors()
+        interpreter = _allocated(be, reference if delegate == "none" else kwargs)
     except (ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise BundleError(f"model could not be loaded by {be.name}: {first}") from None
+        refused = delegate != "none" and _loads(be, reference)  # the delegate's failure, not the model's?
+        raise (DelegateRefused if refused else BundleError)(f"model could not be loaded by {be.name}: {first}") from None
     interpreter.backend_name = be.name  # type: ignore[attr-defined]
     return interpreter
+
+
+def _without_default_delegates(backend: Backend) -> dict[str, Any]:
+    """Interpreter arguments for the reference kernels alone (no default XNNPACK delegate)."""
+    op_resolver = getattr(backend.module, "OpResolverType", None)
+    return {} if op_resolver is None else {"experimental_op_resolver_type": op_resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+
+
+def _allocated(backend: Backend, kwargs: dict[str, Any]) -> Any:
+    interpreter = backend.module.Interpreter(**kwargs)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _loads(backend: Backend, kwargs: dict[str, Any]) -> bool:
+    """True if an interpreter builds and allocates with these arguments."""
+    try:
+        _allocated(backend, kwargs)
+    except (ValueError, RuntimeError):
+        return False
+    return True

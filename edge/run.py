@@ -107,7 +107,7 @@ def run_stream(
             a truncated file); its ``partial`` holds the summary up to that frame
             (with ``error`` set), so a long run's measurements are never lost.
     """
-    from edge.measure.board import platform_info
+    from edge.measure.board import machine_facts
     from edge.measure.energy import make_meter
 
     smoother = make_smoother(options.smooth)
@@ -188,7 +188,7 @@ def run_stream(
             "mj_per_frame": round(reading.joules * 1e3 / frames, 4) if frames else 0.0,
             "average_watts": round(reading.watts, 4),
         },
-        "platform": platform_info(),
+        "platform": machine_facts(),
         "tensorflow_imported": sys.modules.get("tensorflow") is not None,
         "opencv_imported": sys.modules.get("cv2") is not None,
     }
@@ -201,6 +201,8 @@ def run_stream(
 
 def format_summary(s: dict[str, Any]) -> str:
     """The human-readable summary ``hybrid-edge run`` prints at the end."""
+    from edge.measure.board import format_facts
+
     lines = [f"stopped early: {s['error']}"] if s.get("error") else []
     lines += [
         f"frames {s['frames']} in {s['seconds']:.2f} s ({s['fps']:.1f} fps), dropped {s['dropped']} "
@@ -215,9 +217,7 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"  {stage:<38}{p['p50']:8.3f} {p['p90']:8.3f} {p['p99']:8.3f} {p['max']:8.3f}")
     e = s["energy"]
     lines.append(f"energy {e['mj_per_frame']:.4f} mJ/frame, {e['average_watts']:.3f} W average ({e['source']})")
-    plat = s["platform"]
-    board = ", ".join(f"{k} {v}" for k, v in plat.items())
-    lines.append(f"platform {board}; backend {s['backend']}, {s['threads']} thread(s), delegate {s['delegate']}")
+    lines.append(f"platform {format_facts(s['platform'])}; backend {s['backend']}, {s['threads']} thread(s), delegate {s['delegate']}")
     return "\n".join(lines)
 
 

@@ -64,8 +64,6 @@ class CameraLost(HybridEdgeError):
     """No frame arrived within the stall timeout, or a live source could not reconnect."""
 
 
-camera_lost = CameraLost  # the name the CLI and docs use
-
 
 @dataclass(frozen=True)
 class Frame:
@@ -582,6 +580,6 @@ def open_source(spec: str, frame_size: tuple[int, int] = (48, 48), options: Sour
 
 __all__ = [
     "CameraLost", "CaptureReader", "Frame", "FrameSource", "ImageDirReader", "Reader", "SourceOptions",
-    "StdinReader", "SyntheticReader", "SyntheticSpec", "camera_lost", "make_reader", "open_source",
+    "StdinReader", "SyntheticReader", "SyntheticSpec", "make_reader", "open_source",
     "stuck_native_readers",
 ]

@@ -224,7 +224,7 @@ class StreamingSession:
         raw = self.step_encoded(encoded)
         t2 = time.perf_counter()
         spec = self._probs_spec
-        index = int(np.argmax(raw.reshape(-1) if spec.scale >= 0 else -raw.reshape(-1)))
+        index = int(np.argmax(raw.reshape(-1)))  # scales are positive (edge.flatbuffer refuses others)
         score = float((float(raw.reshape(-1)[index]) - spec.zero_point) * spec.scale) if spec.scale else float(raw.reshape(-1)[index])
         labels = self.bundle.labels
         label = labels[index] if index < len(labels) else str(index)

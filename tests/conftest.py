@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,6 +12,23 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TINY_SPEC = "synthetic-actions:classes=4,frames=6,size=24,clips=12,seed=3"
+
+
+def run_test_split(run_dir: Path) -> tuple[Any, np.ndarray, np.ndarray]:
+    """A run's saved model and its dataset's test split as model input: recompute what the card reports."""
+    from edge.rundir import RunDir
+    from training.data import load_dataset
+    from training.registry import load_keras_model
+
+    card = RunDir(run_dir).card()
+    test = load_dataset(card.dataset).test
+    return load_keras_model(run_dir / "model.keras"), card.preprocessing.normalize(test.x), np.asarray(test.y)
+
+
+def recomputed_test_accuracy(run_dir: Path) -> float:
+    """Top-1 accuracy of a run's saved model on its test split, computed here."""
+    model, x, y = run_test_split(run_dir)
+    return float(np.mean(model.predict(x, verbose=0).argmax(1) == y))
 
 
 @pytest.fixture(scope="session")

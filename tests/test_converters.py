@@ -154,14 +154,15 @@ def test_lambda_layer_refused(tmp_path: Path) -> None:
 
     from converters.convert import load_run
     from converters.streaming import check_safe
+    from edge.errors import UnsafeModelError
 
     inp = keras.Input((4,))
     model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Lambda(lambda t: t * 2.0, name="double")(inp)))
-    with pytest.raises(ConversionError, match="'double' is a Lambda layer"):
+    with pytest.raises(UnsafeModelError, match="'double' is a Lambda layer"):
         check_safe(model)
     model.save(tmp_path / "model.keras")
     (tmp_path / "model_card.json").write_text("{}")
-    with pytest.raises(ConversionError, match="refused to load.*Lambda"):
+    with pytest.raises(UnsafeModelError, match="refused to load.*Lambda"):
         load_run(tmp_path)
 
 
@@ -193,13 +194,15 @@ def test_lstm_stack_int8_streaming_bundle(runs: dict[str, Path], tmp_path: Path)
     v = _verify(i8)
     assert v["sequences"] == 6 and v["long_stream"]["steps"] >= 60
     assert set(v["long_stream"]["state_drift"]) == {s.name for s in b.states}
-    assert v["per_layer"][0]["worst"] and v["per_layer"][0]["worst"][0]["rmse_over_scale"] >= 0
+    worst = [w["rmse_over_scale"] for w in v["per_layer"][0]["worst"] if w["rmse_over_scale"] == w["rmse_over_scale"]]  # not NaN
+    assert worst and worst == sorted(worst, reverse=True) and 0.0 < worst[0] < 100.0  # int8 rounds: some error, in steps
     assert v["prob_error"]["max"] < 0.2
     vf = _verify(f32)
     assert vf["agreement"] == 1.0 and vf["frame_by_frame"]["max_abs_prob_error"] < 1e-5
     assert vf["long_stream"]["step_agreement"] == 1.0
     s = vf["long_stream"]  # same predictions -> same per-step accuracy against the labels of the sequences playing
-    assert 0.0 <= s["step_accuracy_reference"] <= 1.0 and s["step_accuracy_converted"] == s["step_accuracy_reference"]
+    hits = s["step_accuracy_reference"] * s["steps"]  # a share of the steps, scored against the playing sequence's label
+    assert hits == pytest.approx(round(hits)) and s["step_accuracy_converted"] == s["step_accuracy_reference"]
 
 
 def test_gru_int16x8_and_window(runs: dict[str, Path], tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edge.bundle import read_bundle
+from edge.compat import ops_details
 from edge.streaming import StreamingSession
 
 
@@ -67,7 +68,7 @@ def test_bundle_runtime_delegate_is_followed(tiny_bundles: dict[str, Path], tmp_
     from edge.inspect import self_test
 
     def delegated(session: StreamingSession) -> int:
-        return sum(d["op_name"] == "DELEGATE" for d in session.runners[0].interpreter._get_ops_details())
+        return sum(d["op_name"] == "DELEGATE" for d in ops_details(session.runners[0].interpreter))
 
     assert read_bundle(tiny_bundles["int8"]).delegate == "xnnpack"
     assert delegated(StreamingSession(read_bundle(tiny_bundles["int8"]))) > 0

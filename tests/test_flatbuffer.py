@@ -49,6 +49,37 @@ def test_real_models_pass(tiny_bundles: dict[str, Path], precision: str) -> None
     assert "serving_default" in info.signatures and info.custom_ops == ()
 
 
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_op_list_is_the_interpreters(tiny_bundles: dict[str, Path], precision: str) -> None:
+    """The reader's op list (names, tensors, dtypes) is the one the interpreter executes before delegation."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edge.compat import ops_details
+
+    path = tiny_bundles[precision] / "model.tflite"
+    interpreter = Interpreter(model_path=str(path))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    expected = [(d["op_name"], [tensors[i]["name"] for i in d["outputs"]], [np.dtype(tensors[i]["dtype"]).name for i in d["outputs"]])
+                for d in ops_details(interpreter)]
+    ops = read_model(path).ops
+    assert [(op.name, [t.name for t in op.outputs], [t.dtype for t in op.outputs]) for op in ops] == expected
+    assert "FULLY_CONNECTED" in {op.name for op in ops} and not any(op.custom for op in ops)
+
+
+def test_load_failures_are_told_apart(tiny_bundles: dict[str, Path]) -> None:
+    """A model no kernel set loads is a BundleError, not a delegate's refusal; a good one loads either way."""
+    from edge.errors import DelegateRefused
+    from edge.interpreter import make_interpreter
+
+    data = _model(tiny_bundles)
+    broken = _poke(data, _fields(data)["opcode_index"], 999)  # past the structure check's back: the interpreter's own refusal
+    for delegate in ("xnnpack", "none"):
+        with pytest.raises(BundleError) as err:
+            make_interpreter(broken, delegate=delegate)
+        assert not isinstance(err.value, DelegateRefused)
+        assert make_interpreter(data, delegate=delegate).get_signature_runner("serving_default")
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("version", 2, "schema version 2"),
     ("tensor_buffer", 1_000_000, "buffer index 1000000"),

@@ -33,7 +33,7 @@ def fail(run_dir, out_dir, options):
 
 def order_dependent(run_dir, out_dir, options):
     """Like the quantizer on some graphs: an op left float on the first run only."""
-    from edge.errors import ConversionError
+    from edge.errors import UnquantizedOpError
 
     log = Path(run_dir) / "attempts.log"
     first = not log.exists()
@@ -41,7 +41,7 @@ def order_dependent(run_dir, out_dir, options):
         f.write(os.environ["PYTHONHASHSEED"] + "\\n")
     (Path(out_dir) / "model.tflite").write_bytes(b"first" if first else b"second")
     if first:
-        raise ConversionError("m (int8, window): int8 is integer-only but op SPLIT has no integer kernel here (float tensor 'x')")
+        raise UnquantizedOpError("m (int8, window): the quantizer left op SPLIT float")
 
 
 def no_kernel(run_dir, out_dir, options):

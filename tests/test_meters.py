@@ -121,9 +121,12 @@ def test_throttling_and_board_facts(fake_vcgencmd: Path, sysfs: Path, tmp_path: 
     (proc / "device-tree").mkdir(parents=True)
     (proc / "device-tree" / "model").write_bytes(b"Raspberry Pi 5 Model B Rev 1.0\x00")
     monkeypatch.setattr(energy, "PROC", proc)
-    info = board.platform_info()
-    assert info["board"] == "Raspberry Pi 5 Model B Rev 1.0"
-    assert info["governor"] == "ondemand" and info["throttled"]["raw"] == "0x50005"
+    (proc / "cpuinfo").write_text("processor\t: 0\nHardware\t: BCM2712\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n")
+    info = board.machine_facts()
+    assert info["board_model"] == "Raspberry Pi 5 Model B Rev 1.0" and info["cpu_model"] == "Raspberry Pi 5 Model B Rev 1.0"
+    assert info["governor"] == "ondemand" and info["throttling"]["raw"] == "0x50005"
+    assert board.format_facts(info).endswith("cpus %d, board Raspberry Pi 5 Model B Rev 1.0, governor ondemand, throttled 0x50005"
+                                             % info["cores"])
 
 
 def test_csv_power_log_aligned_by_timestamp(tmp_path: Path) -> None:

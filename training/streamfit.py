@@ -19,6 +19,9 @@ state inputs and final state outputs, and every recurrent layer returns its
 sequence so the head classifies each step. The saved model keeps the normal
 architecture; only its weights change.
 
+Layers are classified, and states named, by :mod:`training.layers` exactly as
+the step-model builder does (``state_i_h``/``state_i_c``).
+
 Limits: a causal ``Conv1D`` front end (``rnn`` models) still zero-pads each
 clip here, whereas the streaming runtime carries its buffer; only LSTM/GRU
 states are carried.
@@ -32,6 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edge.errors import HybridEdgeError
+from training.layers import Role, layer_infos, streaming_problem
 
 
 @dataclass(frozen=True)
@@ -69,13 +73,6 @@ class StreamModel:
         return [np.zeros((batch, *s), np.float32) for s in self.state_shapes]
 
 
-def carries_state(model: Any) -> bool:
-    """True if the model has a top-level LSTM/GRU layer whose state a stream can carry."""
-    import keras
-
-    return any(isinstance(l, (keras.layers.LSTM, keras.layers.GRU)) for l in model.layers)
-
-
 def build_stream_model(model: Any, feature_noise: float = 0.0, seed: int = 0) -> StreamModel:
     """The stream model of ``model`` (a linear chain; see :mod:`training.models`), sharing its weights.
 
@@ -86,7 +83,10 @@ def build_stream_model(model: Any, feature_noise: float = 0.0, seed: int = 0) ->
     """
     import keras
 
-    layers = [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
+    infos = layer_infos(model)
+    problem = streaming_problem(model)
+    if problem:
+        raise HybridEdgeError(f"{problem}; the model cannot be stream-trained")
     x_in = keras.Input(tuple(model.inputs[0].shape[1:]), name="stream_input")
     x = x_in
     state_inputs: list[Any] = []
@@ -94,23 +94,20 @@ def build_stream_model(model: Any, feature_noise: float = 0.0, seed: int = 0) ->
     shapes: list[tuple[int, ...]] = []
     mask_value = None
     front: list[Any] = []
-    for layer in layers:
-        if isinstance(layer, keras.layers.Bidirectional) or getattr(layer, "go_backwards", False):
-            raise HybridEdgeError(f"layer {layer.name!r} reads future steps; the model cannot be stream-trained")
-        if isinstance(layer, keras.layers.Masking):
+    for info in infos:
+        layer = info.layer
+        if info.role is Role.MASKING:
             mask_value = float(layer.mask_value)
-        if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)):
-            n_states = 2 if isinstance(layer, keras.layers.LSTM) else 1
-            units = int(layer.cell.units)
-            ins = [keras.Input((units,), name=f"{layer.name}_state_{j}") for j in range(n_states)]
+        if info.role is Role.RECURRENT and info.states:  # LSTM/GRU: states named as in the bundle
+            ins = [keras.Input(s.shape, name=s.name) for s in info.states]
             if feature_noise and not state_inputs:
                 x = keras.layers.GaussianNoise(feature_noise, seed=seed, name="stream_feature_noise")(x)
             wrapper = keras.layers.RNN(layer.cell, return_sequences=True, return_state=True, name=f"{layer.name}_stream")
-            outs = wrapper(x, initial_state=ins if n_states > 1 else ins[0])
+            outs = wrapper(x, initial_state=ins if len(ins) > 1 else ins[0])
             x = outs[0]
             state_inputs += ins
             state_outputs += list(outs[1:])
-            shapes += [(units,)] * n_states
+            shapes += [s.shape for s in info.states]
         else:
             x = layer(x)
             if not state_inputs:
@@ -118,7 +115,7 @@ def build_stream_model(model: Any, feature_noise: float = 0.0, seed: int = 0) ->
     if not state_inputs:
         raise HybridEdgeError(f"model {model.name!r} has no LSTM/GRU layer to carry state through")
     stream = keras.Model([x_in, *state_inputs], [x, *state_outputs], name=f"{model.name}_stream")
-    has_conv = any(isinstance(l, keras.layers.Conv1D) for l in layers)
+    has_conv = any(info.role is Role.CAUSAL_CONV for info in infos)
     return StreamModel(stream, shapes, mask_value, front, has_conv)
 
 

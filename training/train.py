@@ -232,7 +232,7 @@ def train(
 
 
 def _stream_trainable(entry: ModelEntry, model: Any) -> bool:
-    from training.streamfit import carries_state
+    from training.layers import carries_state
 
     return entry.streamable and entry.input_kind.value in ("clip", "sequence") and carries_state(model)
 

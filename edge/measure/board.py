@@ -1,12 +1,15 @@
-"""What machine a measurement ran on: board model, CPU governor, throttling.
+"""What machine a measurement ran on: CPU, cores, board model, governor, clocks, throttling.
 
-Every path is read through the env-overridable roots of :mod:`edge.measure.energy`
-(``HYBRID_EDGE_SYSFS``, ``HYBRID_EDGE_PROC``) so tests use fake trees; ``vcgencmd``
-is looked up on ``PATH``. Missing facts are simply absent from the result.
+:func:`machine_facts` is the one description of a machine, with one set of keys,
+that run summaries and benchmark results both record. Every path is read through
+the env-overridable roots of :mod:`edge.measure.energy` (``HYBRID_EDGE_SYSFS``,
+``HYBRID_EDGE_PROC``) so tests use fake trees; ``vcgencmd`` is looked up on
+``PATH``. Facts a machine does not expose are ``None`` rather than guessed.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import subprocess
@@ -22,11 +25,7 @@ def board_model() -> str | None:
 
 def cpu_governor() -> str | None:
     """The cpufreq scaling governor of cpu0 (``ondemand``, ``performance``...)."""
-    path = energy.SYSFS / "devices" / "system" / "cpu" / "cpu0" / "cpufreq" / "scaling_governor"
-    try:
-        return path.read_text().strip() or None
-    except OSError:
-        return None
+    return _read(energy.SYSFS / "devices" / "system" / "cpu" / "cpu0" / "cpufreq" / "scaling_governor")
 
 
 def vcgencmd(*args: str, timeout_s: float = 2.0) -> str | None:
@@ -62,12 +61,45 @@ def throttling() -> dict[str, Any] | None:
     return {"raw": raw, "flags": [name for bit, name in THROTTLE_BITS.items() if value >> bit & 1]}
 
 
-def platform_info() -> dict[str, Any]:
-    """Board, governor, throttling, machine and CPU count for a report."""
-    import os
+def _read(path: Any) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
 
-    info: dict[str, Any] = {"machine": platform.machine(), "cpus": os.cpu_count()}
-    for key, value in (("board", board_model()), ("governor", cpu_governor()), ("throttled", throttling())):
-        if value is not None:
-            info[key] = value
-    return info
+
+def cpu_model() -> str | None:
+    """``model name`` (x86) or ``Model``/``Hardware`` (ARM) from /proc/cpuinfo."""
+    fields: dict[str, str] = {}
+    for line in (_read(energy.PROC / "cpuinfo") or "").splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields.get("model name") or fields.get("Model") or fields.get("Hardware") or platform.processor() or None
+
+
+def machine_facts() -> dict[str, Any]:
+    """A JSON-ready description of this machine, taken now."""
+    cpu0 = energy.SYSFS / "devices" / "system" / "cpu" / "cpu0" / "cpufreq"
+    cur, mx = _read(cpu0 / "scaling_cur_freq"), _read(cpu0 / "cpuinfo_max_freq")
+    temp = _read(energy.SYSFS / "class" / "thermal" / "thermal_zone0" / "temp")
+    return {
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "kernel": platform.release(),
+        "board_model": board_model(),
+        "governor": cpu_governor(),
+        "cpu_mhz_now": int(cur) / 1000 if cur else None,
+        "cpu_mhz_max": int(mx) / 1000 if mx else None,
+        "soc_temp_c": int(temp) / 1000 if temp else None,
+        "throttling": throttling(),
+    }
+
+
+def format_facts(facts: dict[str, Any]) -> str:
+    """``machine x86_64, cpus 2`` plus board, governor and throttling flags where known."""
+    parts = [f"machine {facts['machine']}", f"cpus {facts['cores']}"]
+    parts += [f"{label} {facts[key]}" for key, label in (("board_model", "board"), ("governor", "governor")) if facts.get(key)]
+    if facts.get("throttling"):
+        parts.append(f"throttled {facts['throttling']['raw']}")
+    return ", ".join(parts)

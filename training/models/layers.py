@@ -9,6 +9,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from edge.compat import call_takes_training
+
 
 @keras.saving.register_keras_serializable(package="hybrid_edge")
 class FrameEncoder(keras.layers.TimeDistributed):
@@ -25,6 +27,6 @@ class FrameEncoder(keras.layers.TimeDistributed):
     def call(self, inputs, training=None, mask=None):
         shape = ops.shape(inputs)
         frames = ops.reshape(inputs, (-1, *inputs.shape[2:]))
-        kwargs = {"training": training} if self.layer._call_has_training_arg else {}
+        kwargs = {"training": training} if call_takes_training(self.layer) else {}
         out = self.layer(frames, **kwargs)
         return ops.reshape(out, (shape[0], shape[1], *out.shape[1:]))
