@@ -22,3 +22,13 @@ class DataError(HybridEdgeError):
 
 class ConversionError(HybridEdgeError):
     """A model could not be converted (including a crashed converter process)."""
+
+
+class DeployError(HybridEdgeError):
+    """Signing, provisioning or deploying to a board failed; ``code`` names the failure (``E_SIGNATURE`` ...)."""
+
+    def __init__(self, code: str, message: str, board: str | None = None) -> None:
+        self.code = code
+        self.board = board
+        self.detail = message
+        super().__init__(f"{board}: {code}: {message}" if board else f"{code}: {message}")
