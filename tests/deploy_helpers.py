@@ -58,13 +58,17 @@ def crash_service(bundle: Path) -> None:
 
 def stop_services(roots: list[Path]) -> None:
     """Stop every board's service (the supervisors are detached processes)."""
+    from edge.board.layout import Layout
+    from edge.board.service import BoardConfig, stop
+
     for root in roots:
-        subprocess.run([sys.executable, "-m", "edge.board", "stop"], capture_output=True, timeout=60,
-                       env={**os.environ, "PYTHONPATH": str(REPO), "HYBRID_EDGE_ROOT": str(root)})
+        layout = Layout(root)
+        stop(layout, BoardConfig.read(layout))
 
 
 def board_state(root: Path) -> dict:
-    """``board status`` read locally (the board's own view, signature and files re-verified)."""
-    out = subprocess.run([sys.executable, "-m", "edge.board", "status"], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(REPO), "HYBRID_EDGE_ROOT": str(root)})
-    return json.loads(out.stdout)
+    """``board status`` as the board's agent computes it (signature and files re-verified now)."""
+    from edge.board.agent import status
+    from edge.board.layout import Layout
+
+    return status(Layout(root))

@@ -203,9 +203,16 @@ def test_kill_at_each_step_then_rerun_converges(fleet: Fleet) -> None:
     bundle = fleet.bundle("v20", 20)
     steps = [*AGENT_STEPS, "after_upload"]
     boards = [fleet.boards.names[i % N_BOARDS] for i in range(len(steps))]
-    for step, board in zip(steps, boards):  # one board at a time: the fail-point is per deploy process
-        result, _ = fleet.deploy(bundle, board, env={"HYBRID_EDGE_FAILPOINT": step})
-        assert result.returncode != 0, step
+    runs = [subprocess.Popen([sys.executable, "-m", "edge", "deploy", str(bundle), *fleet.ssh(board)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(REPO), "HYBRID_EDGE_FAILPOINT": step})
+            for step, board in zip(steps[:N_BOARDS], boards)]  # the fail-point is per deploy process
+    for step, run in zip(steps, runs):
+        run.communicate(timeout=300)
+        assert run.returncode != 0, step
+    result, _ = fleet.deploy(bundle, boards[-1], env={"HYBRID_EDGE_FAILPOINT": steps[-1]})
+    assert result.returncode != 0
+    for step, board in zip(steps, boards):
         seq, verified = _on(fleet, board)
         assert verified and seq in (10, 11, 16, 20), (step, seq)
     from edge.board.layout import Layout

@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("sha256")
     r = sub.add_parser("recover", help="revert an uncommitted switch (and clean staging)")
     r.add_argument("--clean-staging", action="store_true")
+    r.add_argument("--restart", action="store_true", help="restart the service when a switch was reverted")
     b = sub.add_parser("rollback", help="switch to the previous committed release")
     b.add_argument("--health-timeout", type=float, default=30.0)
     sub.add_parser("status", help="active/previous release, verification, service, history")
@@ -50,7 +51,10 @@ def _run(args: argparse.Namespace, layout: Layout) -> Any:
     if args.command == "check":
         return agent.check(layout, args.sha256)
     if args.command == "recover":
-        return agent.recover(layout, args.clean_staging)
+        result = agent.recover(layout, args.clean_staging)
+        if result["recovered"] and args.restart:
+            service.start(layout, BoardConfig.read(layout))
+        return result
     if args.command == "rollback":
         return agent.rollback(layout, args.health_timeout)
     if args.command == "status":
