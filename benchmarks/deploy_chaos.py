@@ -75,18 +75,27 @@ def main() -> None:
                 bundle = signed_copy(args.bundle, tmp / f"v{seq}", key, seq)
                 victim = rng.choice(["cli", "agent"])
                 at = rng.uniform(0.0, window)
+                board = rng.randrange(len(boards.names))
                 proc = _deploy(bundle, boards.config, boards.names)
-                time.sleep(at)
+                t_start = time.perf_counter()
                 killed = "nothing (already done)"
-                if victim == "cli" and proc.poll() is None:
-                    proc.kill()
-                    killed = "the CLI"
-                elif victim == "agent":
-                    board = rng.randrange(len(boards.names))
+                if victim == "cli":
+                    time.sleep(at)
+                    if proc.poll() is None:
+                        proc.kill()
+                        killed = "the CLI"
+                else:  # wait for this board's agent to start applying, then kill it a random moment later
+                    pids: list[int] = []
+                    while not pids and proc.poll() is None and time.perf_counter() - t_start < 60:
+                        pids = _agent_pids(boards.roots[board])
+                        time.sleep(0.02)
+                    at = rng.uniform(0.0, window / 2)
+                    time.sleep(at)
                     pids = _agent_pids(boards.roots[board])
                     for pid in pids:
                         os.kill(pid, signal.SIGKILL)
-                    killed = f"the agent on {boards.names[board]}" if pids else f"nothing (no agent on {boards.names[board]} then)"
+                    at = time.perf_counter() - t_start
+                    killed = f"the agent on {boards.names[board]}" if pids else f"nothing (agent on {boards.names[board]} done)"
                 proc.communicate()
                 states = [status(Layout(r)) for r in boards.roots]
                 bad = [n for n, s in zip(boards.names, states) if not (s["active"] and s["verified"])]

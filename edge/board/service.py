@@ -150,25 +150,25 @@ def supervise(layout: Layout, config: BoardConfig) -> int:
 
     recover(layout, clean_staging=True)
     child: subprocess.Popen | None = None
+    stopping = False
 
     def _term(signum: int, frame: Any) -> None:
+        # no waiting here: the main loop is inside child.wait() and holds its lock
+        nonlocal stopping
+        stopping = True
         if child is not None and child.poll() is None:
             child.terminate()
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _term)
     delay = 1.0
-    while True:
+    while not stopping:
         child = subprocess.Popen(service_argv(layout, config), stdin=subprocess.DEVNULL)
         code = child.wait()
-        if code == 0:
+        if code == 0 or stopping:
             return 0
         time.sleep(delay)
         delay = min(delay * 2, 10.0)
+    return 0
 
 
 def wait_healthy(layout: Layout, sha256: str, since: float, timeout_s: float) -> bool:
