@@ -263,3 +263,13 @@ def test_crashing_service_rolls_back_and_a_failing_canary_halts_the_rollout(flee
     while time.monotonic() < deadline and not is_healthy(layout, board_state(layout.root)["active"]["sha256"]):
         time.sleep(0.5)
     assert is_healthy(layout, board_state(layout.root)["active"]["sha256"])
+
+
+def test_board_bench_brings_results_back(fleet: Fleet) -> None:
+    out = fleet.dir / "bench"
+    result = cli("board", "bench", *fleet.ssh("board4", "board5"), "--out", str(out),
+                 "--bench-args", "--runs 20 --min-seconds 0.2 --repeats 1 --warmup 2 --meter estimate:rpi4")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for board in ("board4", "board5"):
+        results = json.loads((out / board / "results.json").read_text())
+        assert results  # the board's own bench results, side by side on the laptop
