@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -59,7 +61,11 @@ def build_wheelhouse(out: Path, platform: str, python: str = "3.11", source: Pat
     source = source or Path(__file__).resolve().parents[2]
     if not (source / "setup.cfg").is_file():
         raise DeployError("E_RUNTIME", f"{source}: not a hybrid-edge source tree (no setup.cfg) to build the wheel from")
-    _pip(["wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(source)])
+    with tempfile.TemporaryDirectory() as tmp:  # build from a clean copy: no stale build/ in the source tree
+        clean = Path(tmp) / "src"
+        shutil.copytree(source, clean, ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "runs", "*.egg-info", "__pycache__", ".pytest_cache"))
+        _pip(["wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(clean)])
     tags = [a for t in platform_tags(platform) for a in ("--platform", t)]
     _pip(["download", "--only-binary=:all:", "--quiet", "--dest", str(out), "--python-version", python,
           "--implementation", "cp", *tags, *RUNTIME_REQUIREMENTS])
