@@ -108,7 +108,13 @@ async def connect(target: Target, ssh_config: Path | None = None, timeout: float
     if target.port:
         kwargs["port"] = target.port
     try:
-        conn = await asyncssh.connect(target.host, **kwargs)
+        options = asyncssh.SSHClientConnectionOptions(host=target.host, **kwargs)
+    except (asyncssh.Error, OSError, ValueError) as exc:
+        raise DeployError("E_CONNECTION", f"bad ssh settings ({exc})", target.name) from None
+    if options.known_hosts is None:  # "UserKnownHostsFile none" would turn host-key checking off
+        raise DeployError("E_HOSTKEY", "the ssh config disables host-key checking (UserKnownHostsFile none); refusing", target.name)
+    try:
+        conn = await asyncssh.connect(target.host, options=options)
     except asyncssh.HostKeyNotVerifiable as exc:
         raise DeployError("E_HOSTKEY", f"host key not trusted ({exc.reason}); check known_hosts", target.name) from None
     except asyncssh.PermissionDenied:
