@@ -73,3 +73,13 @@ def error_class(code: str) -> type[HybridEdgeError]:
             yield from walk(sub)
 
     return next((cls for cls in walk(HybridEdgeError) if cls.__dict__.get("code") == code), HybridEdgeError)
+
+
+class DeployError(HybridEdgeError):
+    """Signing, provisioning or deploying to a board failed; ``code`` names the failure (``E_SIGNATURE`` ...)."""
+
+    def __init__(self, code: str, message: str, board: str | None = None) -> None:
+        self.code = code
+        self.board = board
+        self.detail = message
+        super().__init__(f"{board}: {code}: {message}" if board else f"{code}: {message}")

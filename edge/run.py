@@ -39,6 +39,7 @@ class RunOptions:
     self_test: bool = False
     warmup: int = 5
     source: SourceOptions = SourceOptions()
+    status_file: Path | None = None  # the service status file (edge.status) the deploy health check reads
 
 
 class FrameDecision(NamedTuple):
@@ -226,5 +227,20 @@ def run_bundle(bundle_path: str | Path, source_spec: str, options: RunOptions = 
     """Open the bundle and the source, stream, and return the summary (see :func:`run_stream`)."""
     session = open_session(bundle_path, options)
     reader = make_reader(source_spec, session.bundle.preprocessing.size, options.source.stall_timeout_s)
-    with FrameSource(reader, options.source) as source:
-        return run_stream(session, source, options, out)
+    status = None
+    if options.status_file is not None:
+        from edge.bundle import manifest_sha256
+        from edge.status import StatusWriter
+
+        status = StatusWriter(options.status_file, session.bundle.path.resolve(), manifest_sha256(session.bundle.path))
+    try:
+        with FrameSource(reader, options.source) as source:
+            summary = run_stream(session, source, options, out,
+                                 on_result=(lambda n, _r: status.update(n + 1)) if status else None)
+    except HybridEdgeError as exc:
+        if status is not None:
+            status.close(int((exc.partial or {}).get("frames", 0)), str(exc))
+        raise
+    if status is not None:
+        status.close(int(summary["frames"]))
+    return summary

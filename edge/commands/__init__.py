@@ -26,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("edge.commands.eval", "stream a dataset or clip set through bundles; accuracy, macro-F1, confusion, agreement with float"),
     "inspect": ("edge.commands.inspect", "verify a bundle, summarise its manifest and run its golden self-test"),
     "bench": ("edge.commands.bench", "benchmark bundles (warm-up excluded, min runs and seconds, percentiles, RSS, energy, accuracy); write a report"),
+    "keygen": ("edge.commands.keygen", "make an Ed25519 signing key (KEY, mode 0600, and KEY.pub)"),
+    "sign": ("edge.commands.sign", "sign a bundle for deploy (release seq + SSHSIG of manifest.json)"),
+    "deploy": ("edge.commands.deploy", "deploy a signed bundle to boards over SSH, with health check and automatic rollback"),
+    "board": ("edge.commands.board", "board add / status / rollback / bench over SSH"),
+    "wheelhouse": ("edge.commands.wheelhouse", "download the board runtime's wheels (+ this project's) for offline installs, hashes locked"),
     "report": ("edge.commands.report", "write report.md and a self-contained report.html (plots inlined) from bench results"),
 }
 

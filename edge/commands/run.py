@@ -37,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="live sources: reopen attempts (backoff 0.2 s doubling to 5 s) before camera_lost")
     p.add_argument("--warmup", type=int, default=5, help="frames excluded from latency statistics")
     p.add_argument("--summary-json", type=Path, help="write the summary as JSON")
+    p.add_argument("--status-file", type=Path,
+                   help="keep a service status file (bundle sha256, frames, last update) for the deploy health check")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     options = RunOptions(
         threads=args.threads, delegate=args.delegate, max_frames=args.max_frames, smooth=args.smooth,
         json_log=args.json_log, reset_gap_ms=args.reset_gap_ms, meter=args.meter, isolate=args.isolate, self_test=args.self_test,
-        warmup=args.warmup,
+        warmup=args.warmup, status_file=args.status_file,
         source=SourceOptions(queue_size=args.queue, policy=args.policy, stall_timeout_s=args.stall_timeout,
                              reconnect_attempts=args.reconnect_attempts),
     )
