@@ -71,3 +71,12 @@ def test_unknown_command_and_precision_are_one_line() -> None:
     assert proc.returncode == 2 and "unknown command 'flash'" in proc.stderr
     proc = _cli("train", "--model", "nope", "--dataset", "synthetic-actions", "--out", "x", blocked=())
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "nope" in proc.stderr
+
+
+def test_cli_reference_has_every_command() -> None:
+    from benchmarks.docs import cli_reference
+    from edge.commands import COMMANDS
+
+    text = cli_reference()
+    for name in COMMANDS:
+        assert f"## `hybrid-edge {name}`" in text and f"usage: hybrid-edge {name}" in text
