@@ -18,7 +18,7 @@ from pathlib import Path
 from edge.errors import DeployError
 
 #: the board runtime's requirements (setup.cfg install_requires), numpy capped on a line with 3.11 wheels
-RUNTIME_REQUIREMENTS = ("numpy>=1.26,<2.4", "ai-edge-litert>=2.3", "opencv-python-headless>=4.8")
+RUNTIME_REQUIREMENTS = ("numpy>=1.26,<2.4", "ai-edge-litert>=2.3", "opencv-python-headless>=4.8", "tqdm>=4.66")
 PLATFORMS = {"linux_aarch64": "aarch64", "linux_x86_64": "x86_64"}
 _GLIBC = tuple(range(17, 37))  # manylinux_2_17 ... 2_36: what a Debian bookworm board (glibc 2.36) accepts
 
