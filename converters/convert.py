@@ -40,6 +40,8 @@ from edge.errors import BundleError, ConversionError, DelegateRefused
 from edge.preprocess import Preprocessing
 from edge.rundir import ModelCard, RunDir
 from edge.versions import library_versions
+from training.layers import FLOAT_STATE_KINDS
+
 
 @dataclass(frozen=True)
 class ConvertOptions:
@@ -181,7 +183,8 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
     states: list[StateSpec] = []
     runtime = Runtime()
     for g, s in zip(graphs, samples):
-        flatbuffer = convert_graph(g.step.model, g.fmt, s, what)
+        float_states = tuple((st.name, f"output_{st.output_index}") for st in g.step.states if st.kind in FLOAT_STATE_KINDS)
+        flatbuffer = convert_graph(g.step.model, g.fmt, s, what, float_states)
         if options.tie_states and g.step.states:
             flatbuffer = tie_state_quantization(flatbuffer, [(st.name, f"output_{st.output_index}") for st in g.step.states])
         path = out_dir / g.file

@@ -13,6 +13,8 @@ states named) by :mod:`training.layers`, the same way stream training sees them:
   (stacked layers would all be called ``lstm_cell``); states ``state_i_h``/``_c``;
 * ``Conv1D(padding="causal")`` -> a valid convolution over a buffer of the last
   ``(k-1)*dilation`` inputs, kept as a zero-initialised state ``buffer_i``;
+* ``GlobalAveragePooling1D`` (masked) -> a running mean with states
+  ``pool_i_mean`` and ``pool_i_count``, kept float32 in every bundle;
 * ``Masking`` -> pass-through (the runtime simply does not feed padding);
 * ``Dropout`` & co. -> dropped; ``Dense``/``Activation``/normalisation -> applied per step.
 
@@ -50,7 +52,7 @@ class StepState:
     name: str  # the step model's input name
     output_index: int  # position among the step model's outputs
     shape: tuple[int, ...]
-    kind: str  # "lstm_h", "lstm_c", "gru_h" or "conv_buffer"
+    kind: str  # "lstm_h", "lstm_c", "gru_h", "conv_buffer", "pool_mean" or "pool_count"
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,8 @@ class _Chain:
             return self._rnn(info, x)
         if info.role is Role.CAUSAL_CONV:
             return self._causal_conv(info, x)
+        if info.role is Role.POOLING:
+            return self._pool(info, x)
         if info.role in (Role.MASKING, Role.INERT):
             return x
         if info.role is Role.PER_STEP:
@@ -213,6 +217,18 @@ class _Chain:
         y = conv(window)
         conv.set_weights(layer.get_weights())
         return keras.layers.Reshape((int(y.shape[-1]),), name=f"conv1d_{i}_out")(y)
+
+
+    def _pool(self, info: LayerInfo, x: Any) -> Any:
+        """Masked global average pooling as a running mean; mean and count are state."""
+        from training.models.layers import RunningMeanStep
+
+        mean_s, count_s = info.states
+        mean, count = (self._add_state(s.name, (1, *s.shape)) for s in info.states)
+        new_mean, new_count = RunningMeanStep(name=f"pool_{info.index}_step")(x, mean, count)
+        self._bind(mean_s.name, mean_s.kind, (1, *mean_s.shape), new_mean)
+        self._bind(count_s.name, count_s.kind, (1, *count_s.shape), new_count)
+        return new_mean
 
 
 def _first_temporal(infos: list[LayerInfo]) -> int:

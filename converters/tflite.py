@@ -3,11 +3,14 @@
 ``TFLiteConverter.from_keras_model`` is unreliable with Keras 3, so graphs are
 exported as a SavedModel first. After conversion the op list is checked: a
 bundle never contains Flex (SELECT_TF_OPS) or custom ops, and an integer-only
-format contains no float compute op.
+format contains no float compute op — but for the running-mean update of a
+pooling layer (``pool_k_step``), which stays float32 with its two states in
+every format (:func:`convert_graph`'s ``float_states``).
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,8 @@ from edge.flatbuffer import check_model_bytes
 
 # ops that only move or reinterpret data; allowed to stay float in integer graphs
 _FLOAT_OK = {"QUANTIZE", "DEQUANTIZE"}
+# tensors of the float32 running-mean update (layers named pool_<k>_step by converters.streaming)
+_FLOAT_ISLAND = re.compile(r"(^|/)pool_\d+_step")
 _FLOAT_TYPES = {0, 1, 10, 18}  # TensorType FLOAT32, FLOAT16, FLOAT64, BFLOAT16
 # On some graphs (an unrolled int8 bidirectional window) the quantizer now and then leaves one of these
 # float, though it has integer kernels; another run quantizes it (converters.isolate retries).
@@ -70,24 +75,150 @@ def make_converter(saved_model_dir: Path, fmt: Format, samples: list[dict[str, n
     return conv
 
 
-def convert_graph(model: Any, fmt: Format, samples: list[dict[str, np.ndarray]] | None, what: str) -> bytes:
-    """Export ``model`` and convert it; ``what`` names it in errors (model and precision)."""
+def convert_graph(
+    model: Any, fmt: Format, samples: list[dict[str, np.ndarray]] | None, what: str,
+    float_states: tuple[tuple[str, str], ...] = (),
+) -> bytes:
+    """Export ``model`` and convert it; ``what`` names it in errors (model and precision).
+
+    ``float_states`` are (input, output) signature names of states that stay
+    float32 in a quantized graph, with the ops between them (the running mean).
+    """
+    allowed: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="hybrid-edge-sm-") as tmp:
         saved = export_saved_model(model, Path(tmp) / "saved_model")
         conv = make_converter(saved, fmt, samples)
         try:
-            flatbuffer = conv.convert()
+            if float_states and fmt.calibrate:
+                flatbuffer, allowed = _convert_keeping_float(conv, fmt, float_states)
+            else:
+                flatbuffer = conv.convert()
         except Exception as exc:  # the converter raises many types; report the first line
             text = str(exc)
             first = next((l.strip() for l in text.splitlines() if l.strip()), type(exc).__name__)
             if converter_error_codes(exc) & {NEEDS_FLEX_OPS, NEEDS_CUSTOM_OPS}:
                 first = "an op would need SELECT_TF_OPS (TensorFlow ops inside TFLite), which bundles do not allow: " + first
             raise ConversionError(f"{what}: TFLite conversion to {fmt.name} failed: {first[:400]}") from None
-    check_ops(flatbuffer, fmt, what)
+    check_ops(flatbuffer, fmt, what, allowed)
     return flatbuffer
 
 
-def check_ops(flatbuffer: bytes, fmt: Format, what: str) -> None:
+def _convert_keeping_float(conv: Any, fmt: Format, pairs: tuple[tuple[str, str], ...]) -> tuple[bytes, set[str]]:
+    """Quantize everything but the running-mean update and its states; returns the flatbuffer and the float tensors' names.
+
+    The converter's own steps, with one change: calibrate, quantize with the
+    update's tensors denylisted (MLIR quantizer), connect the state inputs and
+    outputs to the float tensors directly (the quantizer wraps every input in
+    QUANTIZE/DEQUANTIZE), then give the other inputs and outputs the format's type.
+    """
+    import tensorflow as tf
+    from tensorflow.compiler.mlir.lite import types_pb2
+    from tensorflow.lite.python import convert as tfl_convert
+    from tensorflow.lite.python import util as tfl_util
+
+    io = conv.inference_input_type
+    conv.inference_input_type = conv.inference_output_type = tf.float32
+    conv._experimental_calibrate_only = True  # noqa: SLF001 (the route of tf.lite's QuantizationDebugger)
+    calibrated = conv.convert()
+    deny = float_island_nodes(calibrated, pairs)
+    quantized = tfl_convert.mlir_quantize(
+        calibrated,
+        disable_per_channel=conv._experimental_disable_per_channel,  # noqa: SLF001
+        inference_type=types_pb2.QUANTIZED_INT16 if fmt.ops == "int16x8" else types_pb2.QUANTIZED_INT8,
+        input_data_type=tf.float32,
+        output_data_type=tf.float32,
+        denylisted_nodes=deny,
+    )
+    rewired, floats = _float_state_io(quantized, pairs)
+    if io not in (None, tf.float32):
+        rewired = bytes(tfl_util.modify_model_io_type(rewired, io, io))
+    return rewired, floats | set(deny)
+
+
+def float_island_nodes(calibrated: bytes, pairs: tuple[tuple[str, str], ...]) -> list[str]:
+    """Names of the tensors the quantizer must leave float: the running-mean update and its state outputs."""
+    outputs = _signature_tensors(calibrated)[1]
+    names = _tensor_names(calibrated)
+    return sorted({n for n in names if _FLOAT_ISLAND.search(n)} | {names[outputs[out]] for _, out in pairs})
+
+
+def calibrate_only(saved_model_dir: Path, fmt: Format, samples: list[dict[str, np.ndarray]]) -> bytes:
+    """The float flatbuffer with calibration statistics, before quantization."""
+    import tensorflow as tf
+
+    conv = make_converter(saved_model_dir, fmt, samples)
+    conv.inference_input_type = conv.inference_output_type = tf.float32
+    conv._experimental_calibrate_only = True  # noqa: SLF001
+    return conv.convert()
+
+
+def _tensor_names(flatbuffer: bytes) -> list[str]:
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer)).subgraphs[0]
+    return [t.name.decode() if isinstance(t.name, bytes) else t.name for t in graph.tensors]
+
+
+def _signature_tensors(flatbuffer: bytes) -> tuple[dict[str, int], dict[str, int]]:
+    """(input name -> tensor index, output name -> tensor index) of the first signature."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    sig = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer)).signatureDefs[0]
+    dec = lambda n: n.decode() if isinstance(n, bytes) else n  # noqa: E731
+    return {dec(t.name): t.tensorIndex for t in sig.inputs}, {dec(t.name): t.tensorIndex for t in sig.outputs}
+
+
+def _float_state_io(flatbuffer: bytes, pairs: tuple[tuple[str, str], ...]) -> tuple[bytes, set[str]]:
+    """Feed each float state input straight to its float consumers and output each float state's float tensor.
+
+    Raises:
+        ConversionError: a state did not stay float32 (the quantizer changed its shape of graph).
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    sig = model.signatureDefs[0]
+    graph = model.subgraphs[sig.subgraphIndex]
+    code = [max(oc.builtinCode, oc.deprecatedBuiltinCode) for oc in model.operatorCodes]
+    quantize, dequantize = schema.BuiltinOperator.QUANTIZE, schema.BuiltinOperator.DEQUANTIZE
+    dec = lambda n: n.decode() if isinstance(n, bytes) else n  # noqa: E731
+    ins = {dec(t.name): t for t in sig.inputs}
+    outs = {dec(t.name): t for t in sig.outputs}
+    ops = graph.operators
+
+    def consumers(tensor: int) -> list[Any]:
+        return [op for op in ops if tensor in list(op.inputs)]
+
+    floats: set[str] = set()
+    for in_name, out_name in pairs:
+        i = ins[in_name].tensorIndex
+        for q_op in [op for op in consumers(i) if code[op.opcodeIndex] == quantize]:
+            q = q_op.outputs[0]
+            for dq_op in [op for op in consumers(q) if code[op.opcodeIndex] == dequantize]:
+                d = dq_op.outputs[0]
+                for op in consumers(d):
+                    op.inputs = [i if t == d else t for t in op.inputs]
+                ops.remove(dq_op)
+            if not consumers(q):
+                ops.remove(q_op)
+        o = outs[out_name].tensorIndex
+        producer = next((op for op in ops if o in list(op.outputs)), None)
+        if producer is not None and code[producer.opcodeIndex] == quantize:
+            f = producer.inputs[0]
+            outs[out_name].tensorIndex = f
+            graph.outputs = [f if t == o else t for t in graph.outputs]
+            if not consumers(o):
+                ops.remove(producer)
+            o = f
+        for name, t in ((in_name, i), (out_name, o)):
+            if graph.tensors[t].type != schema.TensorType.FLOAT32:
+                raise ConversionError(f"state {name!r} did not stay float32 in the quantized graph")
+            floats.add(dec(graph.tensors[t].name))
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), floats
+
+
+def check_ops(flatbuffer: bytes, fmt: Format, what: str, float_tensors: set[str] = frozenset()) -> None:
     """Refuse Flex/custom ops always, and float compute ops in integer-only formats (op list: :mod:`edge.flatbuffer`).
 
     Raises:
@@ -98,7 +229,7 @@ def check_ops(flatbuffer: bytes, fmt: Format, what: str) -> None:
         if op.custom:
             raise ConversionError(f"{what}: the {fmt.name} graph contains {op.name}, which needs SELECT_TF_OPS or a custom op; bundles allow builtin ops only")
         if fmt.integer_only and op.name not in _FLOAT_OK:
-            floats = [t.name for t in op.outputs if t.type in _FLOAT_TYPES]
+            floats = [t.name for t in op.outputs if t.type in _FLOAT_TYPES and t.name not in float_tensors]
             if floats:
                 error = UnquantizedOpError if op.name in _INT8_KERNEL_OPS else ConversionError
                 raise error(f"{what}: {fmt.name} is integer-only but op {op.name} has no integer kernel here (float tensor {floats[0]!r}); use float32/dynamic, or --streaming for recurrent models")

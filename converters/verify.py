@@ -207,11 +207,17 @@ def _layer_report(step: StepModel, fmt: Any, samples: list[dict[str, np.ndarray]
     """
     import tensorflow as tf
 
-    from converters.tflite import export_saved_model, make_converter
+    from converters.tflite import calibrate_only, export_saved_model, float_island_nodes, make_converter
+    from training.layers import FLOAT_STATE_KINDS
 
     subset = samples[:: max(1, len(samples) // DEBUG_SAMPLES)][:DEBUG_SAMPLES]
+    float_states = tuple((st.name, f"output_{st.output_index}") for st in step.states if st.kind in FLOAT_STATE_KINDS)
     with tempfile.TemporaryDirectory(prefix="hybrid-edge-dbg-") as tmp:
         saved = export_saved_model(step.model, Path(tmp) / "saved_model")
+        options = None
+        if float_states:  # the running-mean update stays float, as in the bundle
+            deny = float_island_nodes(calibrate_only(saved, fmt, subset), float_states)
+            options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=deny)
         conv = make_converter(saved, fmt, subset)
         order: list[str] = []
 
@@ -219,7 +225,7 @@ def _layer_report(step: StepModel, fmt: Any, samples: list[dict[str, np.ndarray]
             for s in subset:
                 yield [s[k] for k in order]
 
-        debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=positional)
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=positional, debug_options=options)
         if delegate == "none":  # the debugger builds its interpreter with the default delegates
             debugger_interpreter(debugger, tf.lite.Interpreter(
                 model_content=debugger.quant_model,

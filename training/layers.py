@@ -5,7 +5,9 @@ step-model builder (:mod:`converters.streaming`): which layers carry state from
 step to step, which read future steps, which act on one step alone. The state
 names are the bundle's: recurrent layer ``i`` has ``state_i_h`` (and, for an
 LSTM, ``state_i_c``); causal convolution ``j`` keeps its past inputs in
-``buffer_j``. Counters run over the top-level layers in order.
+``buffer_j``; pooling layer ``k`` (a masked ``GlobalAveragePooling1D``, the
+running mean) keeps ``pool_k_mean`` and ``pool_k_count``. Counters run over the
+top-level layers in order.
 """
 
 from __future__ import annotations
@@ -29,12 +31,16 @@ class Role(Enum):
     MASKING = "masking"  # marks padding; the runtime simply does not feed it
     RECURRENT = "recurrent"  # LSTM/GRU (any RNN): carries its state from step to step
     CAUSAL_CONV = "causal_conv"  # Conv1D(padding="causal"): carries a buffer of past inputs
+    POOLING = "pooling"  # GlobalAveragePooling1D over time: carries the running mean and the step count
     FUTURE = "future"  # Bidirectional, go_backwards, non-causal Conv1D: reads later steps
     OTHER = "other"  # no known step form
 
 
 #: roles of layers that mix steps: a model with one is a sequence model
-TEMPORAL = (Role.RECURRENT, Role.CAUSAL_CONV, Role.FUTURE)
+TEMPORAL = (Role.RECURRENT, Role.CAUSAL_CONV, Role.POOLING, Role.FUTURE)
+
+#: state kinds a bundle keeps in float32 whatever its precision (see :class:`training.models.layers.RunningMeanStep`)
+FLOAT_STATE_KINDS = ("pool_mean", "pool_count")
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ class LayerState:
     """One state a layer carries between steps (``shape`` without the batch axis)."""
 
     name: str
-    kind: str  # "lstm_h", "lstm_c", "gru_h" or "conv_buffer"
+    kind: str  # "lstm_h", "lstm_c", "gru_h", "conv_buffer", "pool_mean" or "pool_count"
     shape: tuple[int, ...]
 
 
@@ -53,7 +59,7 @@ class LayerInfo:
     layer: Any
     role: Role
     states: tuple[LayerState, ...] = ()
-    index: int = -1  # the layer's number among its kind (recurrent i, convolution j); -1 for the others
+    index: int = -1  # the layer's number among its kind (recurrent i, convolution j, pooling k); -1 for the others
 
 
 def future_problem(layer: Any) -> str | None:
@@ -84,6 +90,9 @@ def role_of(layer: Any) -> Role:
         return Role.CAUSAL_CONV
     if isinstance(layer, keras.layers.Masking):
         return Role.MASKING
+    if isinstance(layer, keras.layers.GlobalAveragePooling1D):
+        cfg = layer.get_config()
+        return Role.POOLING if cfg.get("data_format", "channels_last") == "channels_last" and not cfg.get("keepdims") else Role.OTHER
     if kind in _INERT:
         return Role.INERT
     if isinstance(layer, keras.layers.TimeDistributed) or kind in _PER_STEP:
@@ -110,10 +119,15 @@ def _conv_states(layer: Any, j: int) -> tuple[LayerState, ...]:
     return (LayerState(f"buffer_{j}", "conv_buffer", (history, int(layer.kernel.shape[1]))),) if history else ()
 
 
+def _pool_states(layer: Any, k: int) -> tuple[LayerState, ...]:
+    channels = int(layer.output.shape[-1])
+    return LayerState(f"pool_{k}_mean", "pool_mean", (channels,)), LayerState(f"pool_{k}_count", "pool_count", (1,))
+
+
 def layer_infos(model: Any) -> list[LayerInfo]:
     """Every top-level layer but the input, with its role and named states."""
     out: list[LayerInfo] = []
-    rnn = conv = 0
+    rnn = conv = pool = 0
     for layer in model.layers:
         role = role_of(layer)
         if role is Role.INPUT:
@@ -124,6 +138,9 @@ def layer_infos(model: Any) -> list[LayerInfo]:
         elif role is Role.CAUSAL_CONV:
             out.append(LayerInfo(layer, role, _conv_states(layer, conv), conv))
             conv += 1
+        elif role is Role.POOLING:
+            out.append(LayerInfo(layer, role, _pool_states(layer, pool), pool))
+            pool += 1
         else:
             out.append(LayerInfo(layer, role))
     return out
@@ -153,7 +170,7 @@ def streaming_problem(model: Any) -> str | None:
 
 
 def is_temporal(model: Any) -> bool:
-    """True if a top-level layer mixes steps (RNN, Bidirectional, Conv1D): a sequence model."""
+    """True if a top-level layer mixes steps (RNN, Bidirectional, Conv1D, pooling over time): a sequence model."""
     return any(role_of(layer) in TEMPORAL for layer in model.layers)
 
 
@@ -163,7 +180,7 @@ def carries_state(model: Any) -> bool:
 
 
 def mask_value(model: Any) -> float | None:
-    """The Masking value if the mask really reaches the first recurrent layer.
+    """The Masking value if the mask really reaches the first recurrent or pooling layer.
 
     Keras drops a mask at any layer that does not support masking (a Conv1D, for
     instance); then padding is computed on like data and must be fed, not skipped.
@@ -172,7 +189,7 @@ def mask_value(model: Any) -> float | None:
     for info in layer_infos(model):
         if info.role is Role.MASKING:
             value = float(info.layer.mask_value)
-        elif info.role is Role.RECURRENT:
+        elif info.role in (Role.RECURRENT, Role.POOLING):
             return value
         elif value is not None and not getattr(info.layer, "supports_masking", False):
             return None

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from edge.bundle.manifest import InputKind
 from edge.errors import HybridEdgeError
 
-_MODULES = ("training.models.cnn", "training.models.rnn", "training.models.cnn_rnn")
+_MODULES = ("training.models.cnn", "training.models.rnn", "training.models.tcn", "training.models.cnn_rnn")
 
 
 SCHEDULES = ("constant", "cosine")  # learning-rate schedules training.train knows

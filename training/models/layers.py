@@ -30,3 +30,45 @@ class FrameEncoder(keras.layers.TimeDistributed):
         kwargs = {"training": training} if call_takes_training(self.layer) else {}
         out = self.layer(frames, **kwargs)
         return ops.reshape(out, (shape[0], shape[1], *out.shape[1:]))
+
+
+@keras.saving.register_keras_serializable(package="hybrid_edge")
+class MaskedConv1D(keras.layers.Conv1D):
+    """A causal ``Conv1D`` that sees masked (padding) steps as zeros and passes the mask on.
+
+    A stream starts from a zero buffer; zeroing the padded steps of a front-padded
+    batch makes training compute exactly that, at every depth of a conv stack
+    (BatchNormalization and ReLU turn padding into non-zero values that a plain
+    second convolution would read). The streaming converter treats it as any
+    causal ``Conv1D``: a buffer of the last ``(kernel - 1) * dilation`` inputs.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is not None:
+            inputs = inputs * ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
+        return super().call(inputs)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask
+
+
+@keras.saving.register_keras_serializable(package="hybrid_edge")
+class RunningMeanStep(keras.layers.Layer):
+    """One step of a masked ``GlobalAveragePooling1D``: ``(x, mean, count) -> (mean', count')``.
+
+    The pooled mean over the steps so far is state, with the number of steps:
+    ``n' = n + 1``, ``m' = m + (x - m) / n'``; after a sequence's last step it
+    equals the pooling layer's output over the whole (unpadded) sequence.
+
+    The update runs in float32 in every bundle (the converter keeps it out of
+    int8): in int8 the increment ``(x - m) / n`` falls below one quantization
+    step after a few dozen steps and the mean would freeze.
+    """
+
+    def call(self, x, mean, count):
+        n = count + 1.0
+        return mean + (x - mean) / n, n
