@@ -85,11 +85,16 @@ def convert_graph(
     float32 in a quantized graph, with the ops between them (the running mean).
     """
     allowed: set[str] = set()
+    if float_states and fmt.ops == "int16x8":
+        raise ConversionError(
+            f"{what}: {fmt.name} cannot keep the running mean float32 (TFLite's 16x8 quantizer has no DIV "
+            "and excludes no op); use int8 (the mean stays float32 there), dynamic or float16"
+        )
     with tempfile.TemporaryDirectory(prefix="hybrid-edge-sm-") as tmp:
         saved = export_saved_model(model, Path(tmp) / "saved_model")
         conv = make_converter(saved, fmt, samples)
         try:
-            if float_states and fmt.calibrate:
+            if float_states and fmt.ops == "int8":
                 flatbuffer, allowed = _convert_keeping_float(conv, fmt, float_states)
             else:
                 flatbuffer = conv.convert()

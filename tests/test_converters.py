@@ -58,6 +58,7 @@ def runs(ts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
         "test_rnn": _train("test_rnn", seq, root / "rnn"),
         "test_rnn_gru": _train("test_rnn_gru", seq, root / "gru"),
         "test_rnn_bidir": _train("test_rnn_bidir", seq, root / "bidir"),
+        "test_tcn": _train("test_tcn", seq, root / "tcn"),
         "test_cnn": _train("test_cnn", "synthetic-shapes:classes=3,size=16,images=8", root / "cnn"),
     }
 
@@ -73,7 +74,7 @@ def _verify(bundle: Path) -> dict:
 # --- step models and calibration (in process, no conversion) ---------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["test_rnn", "test_rnn_gru", "test_cnn_gru"])
+@pytest.mark.parametrize("name", ["test_rnn", "test_rnn_gru", "test_cnn_gru", "test_tcn"])
 def test_step_model_equals_keras_with_state_fed_back(name: str) -> None:
     import keras
 
@@ -97,6 +98,10 @@ def test_step_model_equals_keras_with_state_fed_back(name: str) -> None:
         np.testing.assert_allclose(np.asarray(outs[0])[0], want, atol=1e-5)
     if name == "test_rnn":
         assert [s.kind for s in step.states] == ["conv_buffer", "lstm_h", "lstm_c", "lstm_h", "lstm_c"]
+    if name == "test_tcn":  # a dilated second conv keeps 4 past inputs; padding is skipped at every depth
+        assert [(s.name, s.shape) for s in step.states] == [
+            ("buffer_0", (1, 2, 3)), ("buffer_1", (1, 4, 8)), ("pool_0_mean", (1, 8)), ("pool_0_count", (1, 1))]
+        assert step.mask_value == 0.0
 
 
 def test_bidirectional_refused_for_streaming() -> None:
@@ -203,6 +208,53 @@ def test_lstm_stack_int8_streaming_bundle(runs: dict[str, Path], tmp_path: Path)
     s = vf["long_stream"]  # same predictions -> same per-step accuracy against the labels of the sequences playing
     hits = s["step_accuracy_reference"] * s["steps"]  # a share of the steps, scored against the playing sequence's label
     assert hits == pytest.approx(round(hits)) and s["step_accuracy_converted"] == s["step_accuracy_reference"]
+
+
+def test_tcn_int8_keeps_the_running_mean_float(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Convolutions and classifier in int8; the running mean in float32, exact over a long stream.
+
+    In int8 the increment (x - m) / n of the mean falls below one quantization
+    step after a few dozen steps and the mean freezes: the 600-step sequence
+    below changes its signal half-way, so a frozen mean would keep the first
+    half's decision and probabilities.
+    """
+    import keras
+
+    from training.registry import load_keras_model
+
+    options = ConvertOptions("int8", calibration_samples=1000, stream_steps=60, verify_sequences=6)  # every train step: full ranges
+    i8 = convert_run(runs["test_tcn"], tmp_path / "i8", options)
+    b = read_bundle(i8)
+    dtypes = {s.name: s.dtype for s in b.graphs[0].inputs}
+    assert dtypes == {"sample": "int8", "buffer_0": "int8", "buffer_1": "int8", "pool_0_mean": "float32", "pool_0_count": "float32"}
+    v = _verify(i8)
+    assert v["agreement"] == 1.0 and v["long_stream"]["step_agreement"] >= 0.97
+    model = load_keras_model(runs["test_tcn"] / "model.keras")
+    t = np.arange(300)[:, None]  # 300 steps like the "fast" class, then 300 like "flat" (the ranges calibrated on)
+    x = np.concatenate([np.sin(1.2 * t + np.arange(3)), np.sin(0 * t + np.arange(3)) + 0.5]).astype(np.float32)
+    normalized = b.preprocessing.normalize(x)
+    pooled = keras.Model(model.inputs, model.get_layer("pool").output)
+    session = StreamingSession(b)
+    means = []
+    assert len(x) == 600
+    for i, sample in enumerate(x):
+        raw = session.step_encoded(session.encode(sample))
+        if i in (299, 599):
+            want = model.predict(normalized[None, : i + 1], verbose=0)[0]
+            assert np.abs(_scores(raw, session) - want).max() < 0.05
+            mean = pooled.predict(normalized[None, : i + 1], verbose=0)[0]
+            assert np.abs(session.state_values()["pool_0_mean"][0] - mean).max() < 0.02
+            means.append(mean)
+    assert np.abs(means[1] - means[0]).max() > 0.2  # the second half moved the mean: a frozen one would fail above
+    with pytest.raises(ConversionError, match="int16x8 cannot keep the running mean float32"):
+        _convert(runs["test_tcn"], tmp_path / "i16", "int16x8")
+    assert session.state_values()["pool_0_count"][0, 0] == 600.0
+
+
+def _scores(raw: np.ndarray, session: StreamingSession) -> np.ndarray:
+    from edge import adapters
+
+    return adapters.get_scores(raw, session.probs_spec.as_adapter_spec()).reshape(-1)
 
 
 def test_gru_int16x8_and_window(runs: dict[str, Path], tmp_path: Path) -> None:

@@ -46,7 +46,8 @@ def test_registry_lists_kinds_and_variants() -> None:
     assert get_entry("cnn_gru").input_kind is InputKind.CLIP
     assert not get_entry("rnn_bidir").streamable
     assert "rnn_bidir" not in list_models(streamable=True)
-    assert list_models(include_tests=False, input_kind="sequence") == ["rnn", "rnn_bidir"]
+    assert list_models(include_tests=False, input_kind="sequence") == ["rnn", "rnn_bidir", "tcn"]
+    assert get_entry("tcn").streamable and get_entry("tcn").fit.schedule == "cosine"
 
 
 @pytest.mark.parametrize("name", TEST_MODELS)
@@ -69,7 +70,7 @@ def test_build_train_one_step_save_reload(name: str, tmp_path: Path) -> None:
     names = [layer.name for layer in model.layers]
     assert "classifier" in names
     if get_entry(name).input_kind is not InputKind.IMAGE:
-        assert "rnn_0" in names
+        assert "rnn_0" in names or {"conv_0", "pool"} <= set(names)
 
 
 def test_mobilenet_backbone_has_no_hidden_rescaling() -> None:
@@ -102,7 +103,7 @@ def test_application_backbones_use_fast_settling_batchnorm(backbone: str) -> Non
     assert model.output.shape[-1] == make_config("cnn").num_classes
 
 
-@pytest.mark.parametrize("name", ["test_rnn", "test_rnn_gru", "rnn"])
+@pytest.mark.parametrize("name", ["test_rnn", "test_rnn_gru", "rnn", "test_tcn", "tcn"])
 def test_front_padded_masked_sequence_equals_real_steps_alone(name: str) -> None:
     """The variable-length rule: output(padded + masked) == output(real steps only, zero state)."""
     from edge.preprocess import Preprocessing

@@ -171,6 +171,10 @@ def train(
         diagnosis = diagnose(train_acc, float(test_acc), dataset.num_classes, len(history.history["loss"]), len(dataset.train.y))
         if diagnosis:
             progress(f"WARNING: {diagnosis}")
+        recordings = _recording_metrics(model, dataset)
+        if recordings:
+            progress(f"test recordings ({recordings['recordings']}, {recordings['steps']} steps; windows above): accuracy at the end "
+                     f"{recordings['accuracy_at_end']:.3f}, per-step accuracy {recordings['accuracy_per_step']:.3f}")
         stream_metrics = _stream_metrics(model, entry, x_test, dataset.test.y)
         if stream_metrics:
             progress(f"test stream (no reset, {stream_metrics['steps']} steps): per-step accuracy {stream_metrics['accuracy_per_step']:.3f}")
@@ -186,6 +190,7 @@ def train(
         run.write_history({
             **{k: [float(v) for v in vals] for k, vals in history.history.items()},
             **({"stream": stream_history} if stream_history else {}),
+            **({"test_recordings": recordings} if recordings else {}),
         })
         run.write_card(ModelCard(
             model=model_name,
@@ -229,6 +234,9 @@ def train(
         if not is_chief:
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+RECORDING_POINTS = 20  # prefixes scored per test recording for its per-step accuracy
 
 
 def _stream_trainable(entry: ModelEntry, model: Any) -> bool:
@@ -276,6 +284,39 @@ def _stream_fit_config(config: TrainConfig) -> Any:
 
     return StreamFitConfig(epochs=int(config.stream_epochs or 0), batch_size=int(config.batch_size),
                            learning_rate=float(config.stream_learning_rate), cosine=config.schedule == "cosine", seed=config.seed)
+
+
+def _recording_metrics(model: Any, dataset: Dataset, points: int = RECORDING_POINTS) -> dict[str, Any]:
+    """Scores on whole test recordings when the splits are windows cut from them (``ucr:...,window=N``).
+
+    ``accuracy_at_end``: the decision after each recording's last step.
+    ``accuracy_per_step``: the decision after ``points`` evenly spaced steps of
+    each recording (the model run on that prefix, as a stream from the
+    recording's start would give it), averaged over all of them.
+    """
+    rec = dataset.recordings
+    fixed = model.inputs[0].shape[1]
+    if rec is None or not len(rec.y) or (fixed is not None and fixed != rec.x.shape[1]):
+        return {}
+    x = dataset.preprocessing.normalize(rec.x)
+    total = x.shape[1]
+    prefixes, labels = [], []
+    for i in range(len(rec.y)):
+        length = int(rec.lengths[i]) if rec.lengths is not None else total
+        start = total - length
+        for end in np.unique(np.linspace(1, length, num=min(points, length)).round().astype(int)):
+            prefix = np.zeros_like(x[i])  # the mask value: front padding
+            prefix[total - end:] = x[i, start:start + end]
+            prefixes.append(prefix)
+            labels.append(int(rec.y[i]))
+    probs = model.predict(np.stack(prefixes), verbose=0, batch_size=32)
+    right = probs.argmax(-1) == np.array(labels)
+    hits, n = int(right.sum()), len(labels)
+    end_x = np.stack([x[i] for i in range(len(rec.y))])
+    at_end = float(np.mean(model.predict(end_x, verbose=0, batch_size=32).argmax(-1) == rec.y))
+    steps = int(rec.lengths.sum()) if rec.lengths is not None else total * len(rec.y)
+    return {"recordings": len(rec.y), "steps": steps, "accuracy_at_end": at_end, "accuracy_per_step": hits / n,
+            "per_step_points": points}
 
 
 def _stream_metrics(model: Any, entry: ModelEntry, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:

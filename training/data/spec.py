@@ -50,6 +50,7 @@ class Dataset:
     val: Split
     test: Split
     preprocessing: Preprocessing
+    recordings: Split | None = None  # the whole test recordings, when train/val/test are windows cut from them
 
     @property
     def num_classes(self) -> int:

@@ -5,6 +5,15 @@ one problem; otherwise name it: ``ucr:DIR/NAME``). Options: ``val=0.2`` (the
 fraction of TRAIN held out per class for validation / early stopping),
 ``seed=0`` (that split's seed).
 
+Long recordings: ``window=N`` cuts every recording into windows of N steps,
+``hop=M`` apart (default N/2), each labelled with its recording's label; a
+window never straddles two recordings, and a recording shorter than N is one
+(front-padded) window. The validation split then holds out whole recordings,
+or, with ``group=FILE`` (one group id per TRAIN case, one per line: the
+subject, say), whole groups, so that a model is judged on recordings (people)
+it has never seen. The test split is the TEST file's windows;
+``Dataset.recordings`` keeps its whole recordings for per-recording scores.
+
 Format: ``#`` comment lines, then a header (``@problemName``, ``@timeStamps``,
 ``@missing``, ``@univariate``, ``@dimensions``, ``@equalLength``,
 ``@seriesLength``, ``@classLabel true <labels...>``), then ``@data``; each data
@@ -178,7 +187,11 @@ def load_ucr(path: str | None, options: dict[str, str]) -> Dataset:
     """``ucr:DIR[,val=0.2,seed=0]`` or ``ucr:DIR/NAME[,...]``."""
     if not path:
         raise DataError("ucr: needs a folder, e.g. ucr:data/BasicMotions")
-    opts = typed_options("ucr", options, {"val": 0.2, "seed": 0})
+    opts = typed_options("ucr", options, {"val": 0.2, "seed": 0, "window": 0, "hop": 0, "group": ""})
+    if opts["window"] < 0 or opts["hop"] < 0:
+        raise DataError(f"ucr: window and hop must be positive, got window={opts['window']}, hop={opts['hop']}")
+    if (opts["hop"] or opts["group"]) and not opts["window"]:
+        raise DataError("ucr: hop and group need window=N (the window length in steps)")
     folder, name = _resolve(path)
     train = read_ts(folder / f"{name}_TRAIN.ts")
     test = read_ts(folder / f"{name}_TEST.ts")
@@ -188,10 +201,27 @@ def load_ucr(path: str | None, options: dict[str, str]) -> Dataset:
     test_y = np.array([train.labels.index(test.labels[i]) for i in test.y], np.int64)
     if train.cases[0].shape[1] != test.cases[0].shape[1]:
         raise DataError(f"{test.path}: mixed dimensions: {test.cases[0].shape[1]} vs {train.cases[0].shape[1]} in {train.path.name}")
+    if opts["window"]:
+        return _windowed(folder, name, train, test, test_y, opts)
     length = max(len(c) for c in train.cases + test.cases)
     x_all, len_all = _pad_front(train.cases, length)
     x_test, len_test = _pad_front(test.cases, length)
     keep, val = stratified_split(train.y, opts["val"], opts["seed"])
+    pre = _preprocessing(train, test, keep)
+    spec = f"ucr:{(folder / name).resolve()},val={opts['val']},seed={opts['seed']}"
+    return Dataset(
+        spec=spec,
+        kind="sequence",
+        label_names=train.labels,
+        train=Split(x_all[keep], train.y[keep], len_all[keep]),
+        val=Split(x_all[val], train.y[val], len_all[val]),
+        test=Split(x_test, test_y, len_test),
+        preprocessing=pre,
+    )
+
+
+def _preprocessing(train: TsFile, test: TsFile, keep: np.ndarray) -> Preprocessing:
+    """Per-feature standardisation from the kept TRAIN cases' real steps."""
     real = np.concatenate([train.cases[i] for i in keep], axis=0)
     std = real.std(axis=0)
     pre = Preprocessing(
@@ -206,13 +236,62 @@ def load_ucr(path: str | None, options: dict[str, str]) -> Dataset:
             "variable_length": bool(len({len(c) for c in train.cases + test.cases}) > 1),
         },
     )
-    spec = f"ucr:{(folder / name).resolve()},val={opts['val']},seed={opts['seed']}"
+    return pre
+
+
+def _groups(path: str, train: TsFile) -> np.ndarray:
+    """One group id per TRAIN case from ``path`` (one per line)."""
+    p = Path(path).expanduser()
+    try:
+        ids = [line.strip() for line in p.read_text().splitlines() if line.strip()]
+    except OSError as exc:
+        raise DataError(f"{p}: cannot read the group file ({exc.strerror or exc})") from None
+    if len(ids) != len(train.cases):
+        raise DataError(f"{p}: {len(ids)} group ids for {len(train.cases)} cases in {train.path.name}; give one per case, one per line")
+    return np.array(ids)
+
+
+def _cut(cases: list[np.ndarray], y: np.ndarray, idx: np.ndarray, window: int, hop: int) -> Split:
+    """Windows of ``window`` steps, ``hop`` apart, from the cases ``idx`` (the last window ends at the last step)."""
+    pieces, labels = [], []
+    for i in idx:
+        c = cases[i]
+        if len(c) <= window:
+            pieces.append(c)
+            labels.append(y[i])
+            continue
+        ends = list(range(window, len(c) + 1, hop))
+        if ends[-1] != len(c):
+            ends.append(len(c))
+        pieces += [c[e - window : e] for e in ends]
+        labels += [y[i]] * len(ends)
+    if not pieces:
+        return Split(np.zeros((0, window, cases[0].shape[1]), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    x, lengths = _pad_front(pieces, window)
+    return Split(x, np.array(labels, np.int64), lengths)
+
+
+def _windowed(folder: Path, name: str, train: TsFile, test: TsFile, test_y: np.ndarray, opts: dict) -> Dataset:
+    """Train/val/test windows cut from whole recordings; validation holds out whole recordings or groups."""
+    window, hop = int(opts["window"]), int(opts["hop"] or max(1, opts["window"] // 2))
+    groups = _groups(opts["group"], train) if opts["group"] else np.array([str(i) for i in range(len(train.cases))])
+    names = sorted(set(groups))
+    group_label = np.array([np.bincount(train.y[groups == g]).argmax() for g in names])  # stratify groups by their main label
+    keep_g, val_g = stratified_split(group_label, opts["val"], opts["seed"])
+    val_names = {names[i] for i in val_g}
+    held = np.array([g in val_names for g in groups])
+    keep, val = np.flatnonzero(~held), np.flatnonzero(held)
+    length = max(len(c) for c in test.cases)
+    x_rec, len_rec = _pad_front(test.cases, length)
+    spec = (f"ucr:{(folder / name).resolve()},val={opts['val']},seed={opts['seed']},window={window},hop={hop}"
+            + (f",group={Path(opts['group']).expanduser().resolve()}" if opts["group"] else ""))
     return Dataset(
         spec=spec,
         kind="sequence",
         label_names=train.labels,
-        train=Split(x_all[keep], train.y[keep], len_all[keep]),
-        val=Split(x_all[val], train.y[val], len_all[val]),
-        test=Split(x_test, test_y, len_test),
-        preprocessing=pre,
+        train=_cut(train.cases, train.y, keep, window, hop),
+        val=_cut(train.cases, train.y, val, window, hop),
+        test=_cut(test.cases, test_y, np.arange(len(test.cases)), window, hop),
+        preprocessing=_preprocessing(train, test, keep),
+        recordings=Split(x_rec, test_y, len_rec),
     )

@@ -8,7 +8,7 @@ Input kinds (``training.registry.InputKind``, recorded in the model card as
 ``input.kind``):
 
 * ``clip`` — (T, H, W, C) float frames (``cnn_lstm``, ``cnn_gru``): one step is one frame;
-* ``sequence`` — (T, F) float feature vectors (``rnn``): one step is one sample;
+* ``sequence`` — (T, F) float feature vectors (``rnn``, ``tcn``): one step is one sample;
   T is ``None`` (any length) unless the config fixes ``timesteps``;
 * ``image`` — (H, W, C) (``cnn``): no time axis, never streamable.
 
@@ -17,9 +17,12 @@ Layers: the model is a linear chain (one input, one output) of
 * ``InputLayer``;
 * ``TimeDistributed(frame_encoder)`` — the per-frame encoder sub-model is named
   ``frame_encoder`` (its wrapper ``frame_encoder_td``); a step applies the sub-model;
-* ``Conv1D(padding="causal")`` (``conv_0``; may be dilated, has no bias) — a
-  step keeps a buffer state of the last ``(kernel - 1) * dilation`` inputs,
-  zero-initialised;
+* ``Conv1D(padding="causal")`` (``conv_0``; may be dilated, has no bias; or
+  ``MaskedConv1D``, which reads masked steps as zeros so that a stack of them
+  computes what a stream from zero buffers computes) — a step keeps a buffer
+  state of the last ``(kernel - 1) * dilation`` inputs, zero-initialised;
+* ``GlobalAveragePooling1D`` (``pool``, masked) — the mean over the real steps;
+  a step keeps the running mean and the step count (float32 in every bundle);
 * ``Masking`` (``mask``, ``mask_value=0.0``) — identity for a step (the runtime
   streams real steps only, see below);
 * ``LSTM`` / ``GRU`` named ``rnn_0``, ``rnn_1``, … (every one but the last
