@@ -21,6 +21,11 @@ def test_each_failure_has_its_sentence(train_acc: float, test_acc: float, start:
     assert diagnose(train_acc, test_acc, classes=3, epochs=85, train_items=50).startswith(start)
 
 
+def test_batchnorm_statistics_that_did_not_settle_are_named() -> None:
+    text = diagnose(0.50, 0.48, classes=2, epochs=100, train_items=40, fit_accuracy=1.0)
+    assert text.startswith("training accuracy 1.00 during the fit but 0.50 on the same data at inference: BatchNormalization")
+
+
 def test_a_model_that_learned_gets_no_diagnosis() -> None:
     assert diagnose(0.97, 0.93, classes=3, epochs=40, train_items=50) is None
     assert diagnose(0.55, 0.52, classes=20, epochs=40, train_items=500) is None  # far above a 0.05 chance

@@ -167,8 +167,10 @@ def train(
             stream_history, before_stream = _stream_phase(model, entry, config, stream_asked, (x_train, x_val, x_test), dataset, progress)
             test_loss, test_acc = model.evaluate(x_test, dataset.test.y, verbose=0, batch_size=64)
         progress(f"test accuracy {test_acc:.3f} ({time.perf_counter() - t0:.1f}s)")
-        train_acc = max(history.history.get("accuracy") or [float("nan")])
-        diagnosis = diagnose(train_acc, float(test_acc), dataset.num_classes, len(history.history["loss"]), len(dataset.train.y))
+        fit_acc = max(history.history.get("accuracy") or [float("nan")])
+        _, train_acc = model.evaluate(x_train, dataset.train.y, verbose=0, batch_size=64)  # the final weights, as deployed
+        diagnosis = diagnose(float(train_acc), float(test_acc), dataset.num_classes, len(history.history["loss"]), len(dataset.train.y),
+                             fit_accuracy=float(fit_acc))
         if diagnosis:
             progress(f"WARNING: {diagnosis}")
         recordings = _recording_metrics(model, dataset)
