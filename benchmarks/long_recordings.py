@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         steps += int(n)
     stream_s = time.perf_counter() - t0
     rec_line = next((line for line in lines if line.startswith("test recordings")), "")
-    print(f"data      {len(rec.y)} TEST + {len(dataset.train.y) + len(dataset.val.y)} TRAIN windows "
-          f"({args.recordings} recordings of {args.steps[0]}-{args.steps[1]} steps, {spec.split(',', 1)[1]})")
+    print(f"data      {args.recordings} recordings of {args.steps[0]}-{args.steps[1]} steps ({len(rec.y)} TEST, from unseen subjects); "
+          f"windows: {len(dataset.train.y)} train, {len(dataset.val.y)} val, {len(dataset.test.y)} test ({spec.split(',', 1)[1].split(',group=')[0]})")
     print(f"train     {args.model}: {train_s:.0f} s, {card.metrics.epochs_run} epochs, window test accuracy {card.metrics.test_accuracy:.3f}")
     print(f"keras     {rec_line}")
     print(f"int8      convert + verify {convert_s:.0f} s; streamed {steps} steps of {len(rec.y)} unseen-subject recordings: "

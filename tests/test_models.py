@@ -166,3 +166,27 @@ def test_models_command_lists_the_registry_without_tensorflow() -> None:
     rows = {line.split()[0]: line.split()[1:3] for line in proc.stdout.splitlines()[1:]}
     assert set(rows) == set(list_models())
     assert rows["rnn"] == ["sequence", "yes"] and rows["rnn_bidir"] == ["sequence", "no"] and rows["cnn"] == ["image", "no"]
+
+
+def test_precise_bn_normalises_the_real_steps_exactly() -> None:
+    """After recalibration each BatchNorm's inference output over the real (unpadded) steps has mean beta and std |gamma|."""
+    import keras
+
+    from training.precise_bn import recalibrate
+
+    keras.utils.set_random_seed(0)
+    model = create_model("test_tcn")
+    _jiggle(model)
+    for layer in model.layers:  # far-off statistics, as an unsettled moving average leaves them
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(np.full(layer.moving_mean.shape, 5.0, np.float32))
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(20, 16, 3)).astype(np.float32)
+    x[::2, :6] = 0.0  # front padding in every other sequence
+    assert recalibrate(model, x, batch_size=7) == 2
+    real = np.any(x != 0.0, axis=-1)
+    for name in ("bn_0", "bn_1"):
+        bn = model.get_layer(name)
+        out = keras.Model(model.inputs, bn.output).predict(x, verbose=0)[real]
+        np.testing.assert_allclose(out.mean(axis=0), bn.beta.numpy(), atol=2e-3)
+        np.testing.assert_allclose(out.std(axis=0), np.abs(bn.gamma.numpy()), rtol=2e-2, atol=2e-3)

@@ -30,6 +30,7 @@ class FitDefaults:
     stream_epochs: int = 0  # carried-state stream fine-tuning after the fit (training.streamfit); 0 = off
     schedule: str = "constant"  # learning rate: "constant", or "cosine" (decays to 0 over `epochs`)
     stream_learning_rate: float = 1e-3  # of the stream fine-tuning phase
+    precise_bn: bool = False  # recompute BatchNorm statistics over time on the whole training set after the fit
 
 
 @dataclass(frozen=True)

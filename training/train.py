@@ -46,6 +46,7 @@ class TrainConfig:
     stream_epochs: int | None = None
     schedule: str | None = None
     stream_learning_rate: float | None = None
+    precise_bn: bool | None = None
     seed: int = 0
     distribute: Distribution = Distribution.NONE
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -165,6 +166,12 @@ def train(
                 epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=callbacks,
             )
             stream_history, before_stream = _stream_phase(model, entry, config, stream_asked, (x_train, x_val, x_test), dataset, progress)
+            if config.precise_bn:
+                from training.precise_bn import recalibrate
+
+                n = recalibrate(model, x_train)
+                if n:
+                    progress(f"BatchNorm statistics of {n} layer(s) recomputed over the training set's real steps")
             test_loss, test_acc = model.evaluate(x_test, dataset.test.y, verbose=0, batch_size=64)
         progress(f"test accuracy {test_acc:.3f} ({time.perf_counter() - t0:.1f}s)")
         fit_acc = max(history.history.get("accuracy") or [float("nan")])
