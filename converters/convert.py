@@ -55,7 +55,7 @@ class ConvertOptions:
     precision: str = "int8"
     calibration_samples: int = 3200
     calibration_stream: float = 0.25  # fraction of calibration steps from a long no-reset stream
-    cell_range_percentile: float = 99.5  # LSTM cell-state calibration range: this percentile of |c| (100: full range)
+    cell_range_percentile: float | None = None  # LSTM cell-state int8 range: this percentile of |c|; None: searched (converters.cellrange)
     seed: int = 0
     mode: str = "auto"
     verify: bool = True
@@ -73,7 +73,7 @@ def check_options(options: ConvertOptions) -> Format:
         raise ConversionError(f"{fmt.name} splits a step model into CNN front end and recurrent head; it has no --window form")
     if fmt.calibrate and options.calibration_samples < 1:
         raise ConversionError(f"{fmt.name} needs --calibration-samples >= 1")
-    if not 50.0 <= options.cell_range_percentile <= 100.0:
+    if options.cell_range_percentile is not None and not 50.0 <= options.cell_range_percentile <= 100.0:
         raise ConversionError(f"--cell-range-percentile must be in [50, 100], got {options.cell_range_percentile}")
     if not 0.0 <= options.calibration_stream < 1.0:
         raise ConversionError(f"--calibration-stream must be in [0, 1), got {options.calibration_stream}")
@@ -174,19 +174,22 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
     pre = _preprocessing(card)
     x_train = pre.normalize(dataset.train.x)
     samples = _calibration(graphs, model, mode, x_train, options.calibration_samples, options.calibration_stream)
-    if options.cell_range_percentile < 100:  # int8 only: int16 has the resolution for the full range
-        samples = [
-            clip_states(s, [st for st in g.step.states if st.kind == "lstm_c"], options.cell_range_percentile) if s and g.fmt.ops == "int8" else s
-            for g, s in zip(graphs, samples)
-        ]
+    searched: dict[int, bytes] = {}
+    cell_note = ""
+    for i, (g, s) in enumerate(zip(graphs, samples)):
+        cells = [st for st in g.step.states if st.kind == "lstm_c"]
+        if not (s and cells and g.fmt.ops == "int8"):  # int8 only: int16 has the resolution for the full range
+            continue
+        if options.cell_range_percentile is not None:
+            if options.cell_range_percentile < 100:
+                samples[i] = clip_states(s, cells, options.cell_range_percentile)
+            continue
+        searched[i], cell_note = _search_cell_range(g, s, cells, model, dataset, pre, what, options.tie_states)
     graph_specs: list[GraphSpec] = []
     states: list[StateSpec] = []
     runtime = Runtime()
-    for g, s in zip(graphs, samples):
-        float_states = tuple((st.name, f"output_{st.output_index}") for st in g.step.states if st.kind in FLOAT_STATE_KINDS)
-        flatbuffer = convert_graph(g.step.model, g.fmt, s, what, float_states)
-        if options.tie_states and g.step.states:
-            flatbuffer = tie_state_quantization(flatbuffer, [(st.name, f"output_{st.output_index}") for st in g.step.states])
+    for i, (g, s) in enumerate(zip(graphs, samples)):
+        flatbuffer = searched.get(i) or _convert_one(g, s, what, options.tie_states)
         path = out_dir / g.file
         path.write_bytes(flatbuffer)
         interpreter, refused = _first_load(path, runtime.delegate, what, g.file)  # in the worker
@@ -217,6 +220,7 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
             samples=len(calib) if calib else 0,
             states=("float model over whole train sequences, zero initial state included"
                     + (f"; {options.calibration_stream:.0%} of steps from a no-reset stream" if options.calibration_stream else "")
+                    + (f"; {cell_note}" if cell_note else "")
                     if mode is Mode.STREAMING else "none (stateless graph)"),
             stream_fraction=options.calibration_stream if mode is Mode.STREAMING else 0.0,
         ),
@@ -233,6 +237,30 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
         write_verify_report(out_dir, report)
         write_manifest(out_dir, manifest)  # re-hash: verify.json is a bundle file too
     return out_dir
+
+
+def _convert_one(g: Graph, samples: list[dict[str, np.ndarray]] | None, what: str, tie: bool) -> bytes:
+    """One graph's flatbuffer: converted (the running mean kept float32) and its state quantization tied."""
+    float_states = tuple((st.name, f"output_{st.output_index}") for st in g.step.states if st.kind in FLOAT_STATE_KINDS)
+    flatbuffer = convert_graph(g.step.model, g.fmt, samples, what, float_states)
+    if tie and g.step.states:
+        flatbuffer = tie_state_quantization(flatbuffer, [(st.name, f"output_{st.output_index}") for st in g.step.states])
+    return flatbuffer
+
+
+def _search_cell_range(g: Graph, samples: list[dict[str, np.ndarray]], cells: list[Any], model: Any, dataset: Any,
+                       pre: Preprocessing, what: str, tie: bool) -> tuple[bytes, str]:
+    """The int8 graph whose LSTM cell-state range (a percentile of |c|) streams closest to Keras (:mod:`converters.cellrange`)."""
+    from converters import cellrange
+
+    sequences = cellrange.selection_sequences(dataset, pre.normalize)
+    reference = np.stack([model.predict(seq[None], verbose=0)[0] for seq in sequences])
+
+    def convert(p: float) -> bytes:
+        return _convert_one(g, clip_states(samples, cells, p) if p < 100 else samples, what, tie)
+
+    chosen, flatbuffer, trials = cellrange.search(g.step, convert, sequences, reference)
+    return flatbuffer, cellrange.describe(chosen, trials, len(sequences))
 
 
 def _first_load(path: Path, delegate: str, what: str, file: str) -> tuple[Any, str]:

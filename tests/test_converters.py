@@ -202,6 +202,14 @@ def test_lstm_stack_int8_streaming_bundle(runs: dict[str, Path], tmp_path: Path)
     worst = [w["rmse_over_scale"] for w in v["per_layer"][0]["worst"] if w["rmse_over_scale"] == w["rmse_over_scale"]]  # not NaN
     assert worst and worst == sorted(worst, reverse=True) and 0.0 < worst[0] < 100.0  # int8 rounds: some error, in steps
     assert v["prob_error"]["max"] < 0.2
+    # the cell-state range was searched on validation/training sequences: the chosen percentile scored best
+    import re
+
+    note = b.manifest.calibration.states
+    chosen = float(re.search(r"LSTM cell-state range: ([\d.]+)th percentile", note).group(1))
+    tried = {float(p): float(d) for p, d in re.findall(r"([\d.]+): ([\d.]+)", note.split("sequences (", 1)[1])}
+    assert len(tried) == 7 and tried[chosen] == min(tried.values())
+    assert "LSTM cell-state range" not in read_bundle(f32).manifest.calibration.states  # float32: nothing to search
     vf = _verify(f32)
     assert vf["agreement"] == 1.0 and vf["frame_by_frame"]["max_abs_prob_error"] < 1e-5
     assert vf["long_stream"]["step_agreement"] == 1.0
