@@ -149,12 +149,14 @@ def choice_line(report: SearchReport) -> str:
 def format_search_report(report: SearchReport) -> str:
     """The candidates as an aligned text table, then the choice and how latency was measured."""
 
-    def cell(v: Any) -> str:
+    def cell(v: Any, column: str) -> str:
         if v is None:
             return "-"
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
+        if isinstance(v, float):
+            return f"{v:.4f}" if column == "latency ms" else f"{v:.3f}"
+        return str(v)
 
-    rows = [SEARCH_HEADER] + [[cell(v) for v in row] for row in search_table(report)]
+    rows = [SEARCH_HEADER] + [[cell(v, h) for v, h in zip(row, SEARCH_HEADER)] for row in search_table(report)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(SEARCH_HEADER) - 1)]
     lines = ["  ".join(v.ljust(w) for v, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows]
     lines += [f"skipped {name}: {why}" for name, why in report.skipped.items()]
