@@ -11,7 +11,7 @@ import pytest
 
 from edge.bundle import SEARCH_REPORT, read_bundle
 from edge.bundle.search_report import Budget, Candidate, Objective, read_search_report
-from test_converters import _train, write_ts
+from test_converters import _train, ts_dir  # noqa: F401  (ts_dir: the tiny .ts set, a fixture)
 
 TINY = ["--calibration-samples", "40", "--stream-steps", "60", "--verify-sequences", "6"]
 ROW_KEYS = {"precision", "accuracy", "agreement", "stream_agreement", "latency_ms", "size_bytes", "meets_budget", "error"}
@@ -30,13 +30,9 @@ def convert(run_dir, out_dir, options):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run(ts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``test_rnn`` (causal conv + 2 LSTMs) trained two epochs on a tiny 3-class .ts set."""
-    d = tmp_path_factory.mktemp("ts") / "tiny"
-    d.mkdir()
-    write_ts(d / "tiny_TRAIN.ts", 30, 0)
-    write_ts(d / "tiny_TEST.ts", 12, 1)
-    return _train("test_rnn", f"ucr:{d}", tmp_path_factory.mktemp("runs") / "rnn")
+    return _train("test_rnn", f"ucr:{ts_dir}", tmp_path_factory.mktemp("runs") / "rnn")
 
 
 def convert(*args: str) -> subprocess.CompletedProcess:
