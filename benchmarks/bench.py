@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.bundle.search_report import read_search_report
 from edge.errors import DataError, HybridEdgeError
 from edge.evalsets import ClipSet, load_clipset, load_dataset_split
 from edge.metrics import agreement
@@ -192,6 +193,9 @@ def run_bench(bundles: list[str | Path], cfg: BenchConfig, progress: Any = print
                 digest = verify_digest(Path(bundle))
                 if digest:
                     r["verify"] = digest
+                search = read_search_report(Path(bundle))
+                if search:
+                    r["search"] = search.to_json()
                 bar.update()
                 progress(format_line(r))
                 results.append(r)

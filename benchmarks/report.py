@@ -13,6 +13,7 @@ import io
 from pathlib import Path
 from typing import Any, Callable
 
+from edge.bundle.search_report import SEARCH_HEADER, SearchReport, choice_line, search_table
 from edge.errors import HybridEdgeError
 
 
@@ -210,6 +211,7 @@ def tables(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
                       _pair(r["verify"]["long_stream_accuracy_keras"], r["verify"]["long_stream_accuracy_converted"]),
                       "; ".join(f"{n} {d['first_10pct']:.4f} / {d['last_10pct']:.4f}" for n, d in r["verify"]["state_drift"].items()) or "-"]
                      for r in checked]))
+    out += search_tables(doc)
     if doc.get("streaming_vs_window"):
         out.append(("Streaming vs window recompute", ["precision", "T", "threads", "streaming ms/frame", "window ms/frame", "speedup", "invoke-only speedup", "target >= 0.9*T"],
                     [[p["precision"], p["window_frames"], p["threads"], p["streaming_p50_ms"], p["window_p50_ms"], p["speedup"], p.get("invoke_only_speedup"),
@@ -220,6 +222,18 @@ def tables(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
                     ["bundle", "threads", "p50 ms", "ref p50 ms", "ratio", "status"],
                     [[f"{r['name']} {r['precision']} {r['mode']}", r["threads"], r["p50_ms"], r.get("ref_p50_ms"), r.get("latency_ratio"),
                       r["status"] + (": " + "; ".join(r.get("problems", [])) if r.get("problems") else "")] for r in c["rows"]]))
+    return out
+
+
+def search_tables(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
+    """One table per searched bundle (its ``search.json``): every precision tried, and what was chosen and why."""
+    out, seen = [], set()
+    for r in doc["results"]:
+        if not r.get("search") or r["path"] in seen:
+            continue
+        seen.add(r["path"])
+        report = SearchReport.from_json(r["search"])
+        out.append((f"Precision search for {r['name']} ({r['path']}): {choice_line(report)}", SEARCH_HEADER, search_table(report)))
     return out
 
 

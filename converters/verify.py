@@ -290,6 +290,20 @@ def _warnings(report: VerifyReport) -> list[str]:
     return out
 
 
+def require_targets(report: VerifyReport, bundle: Path) -> None:
+    """``--strict``: raise when the bundle misses the converter's own targets (any verify warning).
+
+    Raises:
+        ConversionError: naming the first missed target; the bundle stays where it was written.
+    """
+    from edge.errors import ConversionError
+
+    if report.warnings:
+        more = f" (+{len(report.warnings) - 1} more)" if len(report.warnings) > 1 else ""
+        raise ConversionError(f"--strict: {report.precision} misses the converter's targets: {report.warnings[0]}{more}; "
+                              f"the bundle was written to {bundle}")
+
+
 def summary(report: VerifyReport) -> str:
     """A few printable lines of a verify report."""
     lines = [

@@ -8,6 +8,7 @@ import numpy as np
 
 from edge.analysis import analyze_graph, format_analysis
 from edge.bundle import Bundle, Mode, read_bundle, read_golden
+from edge.bundle.search_report import choice_line, read_search_report
 from edge.bundle.verify_report import VerifyReport, read_verify_report
 from edge.errors import BundleError
 from edge.interpreter import make_interpreter
@@ -63,5 +64,8 @@ def describe_bundle(path: str | Path) -> str:
     report = read_verify_report(b.path)
     if report is not None:
         lines.append(f"verified  {verify_line(report)}")
+    search = read_search_report(b.path)
+    if search is not None:
+        lines.append(f"searched  {choice_line(search)} ({len(search.candidates)} candidates, objective {search.objective.value})")
     lines.append(f"self-test {self_test(b)}")
     return "\n".join(lines)
