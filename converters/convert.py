@@ -43,6 +43,10 @@ from edge.versions import library_versions
 from training.layers import FLOAT_STATE_KINDS
 
 
+CELL_RANGE_MODES = ("auto", "search")
+CLIP_CELL_PERCENTILE = 99.5
+
+
 @dataclass(frozen=True)
 class ConvertOptions:
     """What to convert and how.
@@ -55,7 +59,9 @@ class ConvertOptions:
     precision: str = "int8"
     calibration_samples: int = 3200
     calibration_stream: float = 0.25  # fraction of calibration steps from a long no-reset stream
-    cell_range_percentile: float | None = None  # LSTM cell-state int8 range: this percentile of |c|; None: searched (converters.cellrange)
+    # LSTM cell-state int8 range: this percentile of |c|; "search": measured per model (converters.cellrange);
+    # "auto": searched for sensor sequences, CLIP_CELL_PERCENTILE for clip models (measured best on stream-trained ones)
+    cell_range_percentile: float | str = "auto"
     seed: int = 0
     mode: str = "auto"
     verify: bool = True
@@ -73,8 +79,9 @@ def check_options(options: ConvertOptions) -> Format:
         raise ConversionError(f"{fmt.name} splits a step model into CNN front end and recurrent head; it has no --window form")
     if fmt.calibrate and options.calibration_samples < 1:
         raise ConversionError(f"{fmt.name} needs --calibration-samples >= 1")
-    if options.cell_range_percentile is not None and not 50.0 <= options.cell_range_percentile <= 100.0:
-        raise ConversionError(f"--cell-range-percentile must be in [50, 100], got {options.cell_range_percentile}")
+    p = options.cell_range_percentile
+    if isinstance(p, str) and p not in CELL_RANGE_MODES or not isinstance(p, str) and not 50.0 <= p <= 100.0:
+        raise ConversionError(f"--cell-range-percentile must be a number in [50, 100], {' or '.join(CELL_RANGE_MODES)}; got {p!r}")
     if not 0.0 <= options.calibration_stream < 1.0:
         raise ConversionError(f"--calibration-stream must be in [0, 1), got {options.calibration_stream}")
     return fmt
@@ -180,9 +187,12 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
         cells = [st for st in g.step.states if st.kind == "lstm_c"]
         if not (s and cells and g.fmt.ops == "int8"):  # int8 only: int16 has the resolution for the full range
             continue
-        if options.cell_range_percentile is not None:
-            if options.cell_range_percentile < 100:
-                samples[i] = clip_states(s, cells, options.cell_range_percentile)
+        percentile = options.cell_range_percentile
+        if percentile == "auto":
+            percentile = "search" if g.step.input_kind == "sequence" else CLIP_CELL_PERCENTILE
+        if percentile != "search":
+            if float(percentile) < 100:
+                samples[i] = clip_states(s, cells, float(percentile))
             continue
         searched[i], cell_note = _search_cell_range(g, s, cells, model, dataset, pre, what, options.tie_states)
     graph_specs: list[GraphSpec] = []

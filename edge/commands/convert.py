@@ -38,9 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration-samples", type=int, default=d.calibration_samples, help="steps of real data (with real states) for int8 ranges")
     p.add_argument("--calibration-stream", type=float, default=d.calibration_stream,
                    help="fraction of calibration steps taken from a long no-reset stream (long-stream state ranges)")
-    p.add_argument("--cell-range-percentile", type=float, default=d.cell_range_percentile,
+    p.add_argument("--cell-range-percentile", type=_percentile, default=d.cell_range_percentile, metavar="P|search|auto",
                    help="int8 range of LSTM cell states: this percentile of |c| seen in calibration (100: the full range); "
-                        "default: the percentile whose bundle streams validation sequences closest to Keras")
+                        "search: the percentile whose bundle streams validation sequences closest to Keras; "
+                        "auto (default): search for sensor sequences, 99.5 for video clips")
     p.add_argument("--verify-sequences", type=int, default=d.verify_sequences, help="test sequences to verify on (0: the whole test split)")
     p.add_argument("--stream-steps", type=int, default=d.stream_steps, help="length of the no-reset verification stream")
     p.add_argument("--no-verify", dest="verify", action="store_false", help=f"skip {VERIFY_REPORT}")
@@ -107,3 +108,12 @@ def _run_auto(args: argparse.Namespace, options: "ConvertOptions", out: str) -> 
         raise ConversionError(f"--strict: {choice_line(report)}; the bundle was written to {bundle}")
     return 0
 
+
+def _percentile(text: str) -> float | str:
+    """``--cell-range-percentile``: a number, ``search`` or ``auto`` (checked against the range by the converter)."""
+    if text in ("search", "auto"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, search or auto, got {text!r}") from None
