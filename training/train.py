@@ -266,7 +266,11 @@ def _stream_phase(model: Any, entry: ModelEntry, config: TrainConfig, asked: boo
     (the card's ``stream_epochs_run`` is 0).
     """
     epochs = int(config.stream_epochs or 0)
-    if epochs <= 0 or not _stream_trainable(entry, model):
+    if epochs <= 0:
+        return [], {}
+    if not _stream_trainable(entry, model):
+        if asked:
+            progress(f"stream training skipped: {entry.name} has no LSTM/GRU state to carry across clips")
         return [], {}
     if config.distribute is not Distribution.NONE:
         if asked:
