@@ -242,7 +242,7 @@ class Demo:
                 "label": labels[d.index] if d.index < len(labels) else str(d.index),
                 "index": d.index,
                 "score": round(float(d.score), 4),
-                "probs": [round(p, 4) for p in d.result.probabilities.tolist()],
+                "probs": [round(p, 4) for p in d.result.probability_list()],
                 "stage_ms": stages,
                 "energy_mj": d.energy_mj,
                 "meter": meter,
