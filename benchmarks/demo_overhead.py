@@ -1,15 +1,22 @@
 """What watching the live view costs the board: CPU per inferred frame, and inference speed under stalled viewers.
 
-    python -m benchmarks.demo_overhead [BUNDLE] [--seconds 10] [--rounds 2]
+    python -m benchmarks.demo_overhead [BUNDLE] [--seconds 8] [--rounds 3]
 
-``hybrid-edge demo`` runs as its own process; this script is the viewer (other
-process), so the demo's CPU time (``/proc/PID/stat``) holds only what the board
-would spend. Phases alternate (no viewer / one viewer) ``--rounds`` times:
+``hybrid-edge demo`` runs as its own process; this script is the viewer (another
+process), so the demo's CPU time holds only what the board would spend. The CPU
+time is the demo's own ``time.process_time()`` (all its threads, also ended ones,
+to the nanosecond), read from ``/stats.json`` in the same answer as the count of
+inferred frames; ``/proc`` ticks (10 ms) would be 4 % of a phase's CPU here.
+Each round runs three phases on the same running demo: no viewer, a video-only
+viewer (MJPEG at 10 fps, 480 px wide) and a page's worth of viewer (the same video
+plus the event stream at the video's rate, as the page asks). A round's extra is
+against that round's no-viewer phase (paired: the machine's load drifts); the
+median over ``--rounds`` is printed with every round's value.
 
-1. CPU per inferred frame with no viewer vs one page's worth of viewer (MJPEG at
-   10 fps, 480 px wide, plus the event stream), for two sources at 30 fps: the
-   synthetic activities (48x48 frames: the cheapest possible frame, so the worst
-   case for relative overhead) and a 640x480 video replayed like a camera.
+1. CPU per inferred frame for two videos of the synthetic activities replayed at
+   30 fps like a camera, each exactly one phase long and looped, so every phase
+   infers the same frames: 48x48 (the model's input: the cheapest possible frame,
+   so the worst case for relative overhead) and 640x480 (a camera's).
 2. Inference speed with an unthrottled source (``synthetic-actions:fps=1000``)
    with no viewer vs 5 stalled viewers (connected, asking for video, never reading).
 """
@@ -32,15 +39,6 @@ from typing import Any
 from benchmarks.machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 class DemoProcess:
     """``hybrid-edge demo`` in a child process on a free port."""
 
@@ -61,18 +59,20 @@ class DemoProcess:
         for _ in self.proc.stdout:
             pass
 
-    def frames(self) -> int:
+    def counters(self) -> tuple[int, float]:
+        """(frames inferred, CPU seconds of the demo process), from one ``/stats.json`` answer."""
         import json
         import urllib.request
 
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats.json", timeout=10) as r:
-            return int(json.load(r)["frames"])
+            stats = json.load(r)
+        return int(stats["frames"]), float(stats["cpu_s"])
 
     def measure(self, seconds: float) -> tuple[float, float]:
         """(CPU ms per inferred frame, inferred frames per second) over ``seconds``."""
-        c0, f0, t0 = cpu_seconds(self.proc.pid), self.frames(), time.monotonic()
+        (f0, c0), t0 = self.counters(), time.monotonic()
         time.sleep(seconds)
-        c1, f1, t1 = cpu_seconds(self.proc.pid), self.frames(), time.monotonic()
+        (f1, c1), t1 = self.counters(), time.monotonic()
         return (c1 - c0) * 1e3 / max(1, f1 - f0), (f1 - f0) / (t1 - t0)
 
     def stop(self) -> None:
@@ -96,62 +96,92 @@ def raw_get(port: int, path: str, cookie: str = "", rcvbuf: int | None = None) -
 
 
 class Viewer:
-    """One page's connections (video + events), read and discarded in threads."""
+    """One viewer's connections, read and discarded in threads: the video (MJPEG) and, as the page opens
+    it, the event stream at the video's rate; counts what arrived."""
 
-    def __init__(self, port: int, fps: float = 10, width: int = 480):
-        self.socks = [raw_get(port, f"/stream.mjpg?fps={fps:g}&w={width}"), raw_get(port, "/events")]
-        self.bytes = 0
-        for s in self.socks:
-            threading.Thread(target=self._read, args=(s,), daemon=True).start()
+    def __init__(self, port: int, fps: float = 10, width: int = 480, events: bool = True):
+        paths = [f"/stream.mjpg?fps={fps:g}&w={width}"] + ([f"/events?fps={fps:g}"] if events else [])
+        self.socks = [raw_get(port, path) for path in paths]
+        self.counts = [0] * len(paths)  # JPEG parts, events
+        self.marks = (b"Content-Type: image/jpeg", b"\ndata: ")
+        self.t0 = time.monotonic()
+        for i, s in enumerate(self.socks):
+            threading.Thread(target=self._read, args=(i, s), daemon=True).start()
 
-    def _read(self, s: socket.socket) -> None:
+    def _read(self, i: int, s: socket.socket) -> None:
+        tail = b""
         try:
             while chunk := s.recv(65536):
-                self.bytes += len(chunk)
+                data = tail + chunk
+                self.counts[i] += data.count(self.marks[i]) - tail.count(self.marks[i])
+                tail = data[-32:]
         except OSError:
             pass
+
+    def rates(self) -> list[float]:
+        """Video frames and events received per second so far."""
+        return [n / (time.monotonic() - self.t0) for n in self.counts]
 
     def close(self) -> None:
         for s in self.socks:
             s.close()
 
 
-def write_camera_video(path: Path, seconds: float = 8.0, fps: float = 30.0) -> None:
-    """A 640x480 video of the synthetic activities (upscaled), as a camera would deliver them."""
+def write_video(path: Path, seconds: float, size: tuple[int, int], fps: float = 30.0) -> None:
+    """``seconds`` of the synthetic activities as a video of ``size`` (48x48 as rendered, or upscaled as a
+    camera would deliver them). Replayed with ``--loop``, every phase of ``seconds`` sees the same frames."""
     import cv2
     import numpy as np
 
     from edge.synthetic import ACTIONS, SyntheticActionsConfig, render_clip
 
     cfg = SyntheticActionsConfig(size=48, frames=16)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))
-    for i in range(int(seconds * fps / cfg.frames)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    frames = 0
+    for i in range(int(seconds * fps / cfg.frames) + 1):
         for frame in render_clip(ACTIONS[i % len(ACTIONS)], cfg, np.random.default_rng([0, i])):
-            writer.write(cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), (640, 480), interpolation=cv2.INTER_LINEAR))
+            if frames < round(seconds * fps):
+                writer.write(cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), size, interpolation=cv2.INTER_LINEAR))
+                frames += 1
     writer.release()
 
 
+def spread(values: list[float]) -> str:
+    return "/".join(f"{v:.3g}" for v in values)
+
+
 def cpu_overhead(bundle: str, source: str, seconds: float, rounds: int, *extra: str) -> dict[str, Any]:
+    """Per round: CPU ms per inferred frame with no viewer, a video-only viewer and a page's viewer."""
     demo = DemoProcess(bundle, source, *extra)
+    phases: dict[str, list[float]] = {"alone": [], "video": [], "page": []}
+    fps: list[float] = []
+    got: dict[str, list[float]] = {"video": [], "page": [], "events": []}
     try:
         time.sleep(3.0)  # warm-up
-        alone, watched, fps = [], [], []
         for _ in range(rounds):
             ms, rate = demo.measure(seconds)
-            alone.append(ms)
+            phases["alone"].append(ms)
             fps.append(rate)
-            viewer = Viewer(demo.port)
-            time.sleep(1.0)
-            ms, rate = demo.measure(seconds)
-            viewer.close()
-            watched.append(ms)
-            fps.append(rate)
-            time.sleep(0.5)
+            for name in ("video", "page"):
+                viewer = Viewer(demo.port, events=name == "page")
+                time.sleep(1.0)
+                ms, rate = demo.measure(seconds)
+                received = viewer.rates()
+                viewer.close()
+                phases[name].append(ms)
+                fps.append(rate)
+                got[name].append(received[0])
+                if name == "page":
+                    got["events"].append(received[1])
+                time.sleep(0.5)
     finally:
         demo.stop()
-    a, w = statistics.median(alone), statistics.median(watched)
-    return {"alone_ms": a, "watched_ms": w, "extra_pct": 100 * (w - a) / a, "fps": statistics.median(fps),
-            "alone_all": alone, "watched_all": watched}
+    out: dict[str, Any] = {"fps": statistics.median(fps), "ms": phases, "got": got}
+    for name in ("video", "page"):
+        extra_pct = [100 * (w - a) / a for a, w in zip(phases["alone"], phases[name])]
+        out[name] = {"extra_pct": statistics.median(extra_pct), "rounds_pct": extra_pct,
+                     "extra_ms": statistics.median(w - a for a, w in zip(phases["alone"], phases[name]))}
+    return out
 
 
 def stalled_speed(bundle: str, seconds: float, rounds: int, viewers: int = 5) -> dict[str, Any]:
@@ -176,22 +206,27 @@ def stalled_speed(bundle: str, seconds: float, rounds: int, viewers: int = 5) ->
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", nargs="?", default="runs/demo-int8")
-    p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args(argv)
     info = machine_info()
     print(f"machine: {info['cpu_model']}, {info['cores']} cores, load average {[round(x, 2) for x in info['load_average']]}")
-    print(f"bundle {args.bundle}; {args.rounds} rounds of {args.seconds:g} s per phase; demo CPU from /proc (all its threads)")
+    print(f"bundle {args.bundle}; {args.rounds} rounds of {args.seconds:g} s per phase; demo CPU = its process_time() "
+          "(all threads); viewer: MJPEG 10 fps 480 px (+ events at 10 writes/s for a page)")
     with tempfile.TemporaryDirectory() as tmp:
-        video = Path(tmp) / "camera640.avi"
-        write_camera_video(video)
-        cases = [("synthetic-actions 48x48 @30 fps", "synthetic-actions:fps=30", ()),
-                 ("640x480 video replayed @30 fps", str(video), ("--loop",))]
-        for name, source, extra in cases:
-            r = cpu_overhead(args.bundle, source, args.seconds, args.rounds, *extra)
-            print(f"{name}: CPU per inferred frame {r['alone_ms']:.3f} ms alone, {r['watched_ms']:.3f} ms with one viewer "
-                  f"(MJPEG 10 fps 480 px + events): {r['extra_pct']:+.1f} %  [{r['fps']:.1f} fps; "
-                  f"alone {[round(x, 3) for x in r['alone_all']]}, watched {[round(x, 3) for x in r['watched_all']]}]")
+        for w, h in ((48, 48), (640, 480)):
+            name, video = f"{w}x{h} video replayed @30 fps", Path(tmp) / f"actions{w}x{h}.avi"
+            write_video(video, args.seconds, (w, h))
+            r = cpu_overhead(args.bundle, str(video), args.seconds, args.rounds, "--loop")
+            ms, got = r["ms"], r["got"]
+            print(f"{name} [{r['fps']:.1f} fps inferred]: CPU per inferred frame {statistics.median(ms['alone']):.3f} ms alone "
+                  f"(rounds {spread(ms['alone'])})")
+            for phase, what in (("video", "video only"), ("page", "page: video + events")):
+                received = f"{statistics.median(got[phase]):.1f} frames/s received"
+                if phase == "page":
+                    received += f", {statistics.median(got['events']):.1f} events/s"
+                print(f"  {what:21s} {statistics.median(ms[phase]):.3f} ms: {r[phase]['extra_pct']:+.1f} % "
+                      f"({r[phase]['extra_ms']:+.3f} ms; rounds {spread([round(x, 1) for x in r[phase]['rounds_pct']])} %; {received})")
     r = stalled_speed(args.bundle, args.seconds, args.rounds)
     print(f"unthrottled source: {r['alone_fps']:.1f} fps alone, {r['stalled_fps']:.1f} fps with 5 stalled viewers "
           f"({r['change_pct']:+.1f} %)  [alone {[round(x, 1) for x in r['alone_all']]}, stalled {[round(x, 1) for x in r['stalled_all']]}]")

@@ -69,6 +69,17 @@ class StepResult(NamedTuple):
             return raw.astype(np.float32)
         return (raw.astype(np.float32) - self.zero_point) * np.float32(self.scale)
 
+    def probability_list(self) -> list[float]:
+        """``probabilities`` as Python floats, decoded without numpy: for a handful of values (the live view
+        formats a few per decision) numpy's per-call overhead costs more than the arithmetic."""
+        try:
+            values = memoryview(self.data).cast(self.dtype.char).tolist()
+        except (TypeError, ValueError):  # a format memoryview cannot view (float16)
+            return self.probabilities.tolist()
+        if self.scale == 0.0:
+            return values
+        return [(q - self.zero_point) * self.scale for q in values]
+
 
 _UINT8 = np.dtype(np.uint8)
 _new_result = tuple.__new__  # StepResult without the generated __new__: the per-frame path

@@ -29,6 +29,7 @@ def test_fast_and_general_paths_agree(tiny_bundles: dict[str, Path], precision: 
         assert a.index == b.index and a.label == b.label and a.score == pytest.approx(b.score, abs=1e-7)
         assert a.data == b.data and np.array_equal(a.raw, b.raw) and np.array_equal(c.reshape(-1), b.raw)
         np.testing.assert_array_equal(a.probabilities, b.probabilities)
+        np.testing.assert_allclose(a.probability_list(), a.probabilities, rtol=1e-6, atol=1e-7)  # the numpy-free decode
         sa, sb, sc = fast.state_values(), general.state_values(), encoded.state_values()
         assert all(np.array_equal(sa[k], sb[k]) and np.array_equal(sa[k], sc[k]) for k in sb)
     fast.reset()

@@ -17,16 +17,16 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from edge.errors import BundleError, DataError, HybridEdgeError
 from edge.measure.latency import STAGES
 from edge.run import FrameDecision, RunOptions, open_session, run_stream
 from edge.smoothing import make_smoother
 from edge.sources import FrameSource
-from edge.streaming import StreamingSession
+from edge.streaming import StepResult, StreamingSession
 from edge.web.auth import Access, is_loopback
-from edge.web.hub import Hub
+from edge.web.hub import Entry, Hub
 from edge.web.page import render_page
 from edge.web.server import App, DemoServer
 from edge.web.sources import SyntheticActionsReader, make_demo_reader
@@ -80,6 +80,20 @@ def window_problem() -> str | None:
 
 
 RECENT = 100  # frames behind the compare panel's ratios
+
+
+class Decision(NamedTuple):
+    """What the loop hands the hub per frame: references and numbers, formatted only if a viewer asks."""
+
+    result: StepResult
+    index: int
+    score: float
+    stages: tuple[float, ...]
+    reset: bool
+    dropped: int
+    resets: int
+    energy_mj: float | None
+    compare: dict[str, Any] | None
 
 
 def median_ratio(pairs: deque[tuple[float, float]]) -> float | None:
@@ -155,10 +169,14 @@ class Demo:
             options = replace(options, show=False)
             self.options = options
         self.access = Access.for_bind(options.host, options.token, options.allow_hosts)
-        self.hub = Hub(options.quality)
+        import cv2
+
+        # OpenCV spreads a large resize over a thread pool whose idle workers spin: for the live view's
+        # JPEGs that doubles their CPU cost, and the cores are the loop's. One thread, process-wide.
+        cv2.setNumThreads(1)
+        self.hub = Hub(self.describe, options.quality)
         self.meter = make_meter(options.run.meter)
         self.source: FrameSource | None = None
-        self._first: tuple[int, float] | None = None  # (frame number, time) the camera rate counts from
         self._energy: tuple[float, int, float] | None = None  # (joules, frames, monotonic) at the last reading
         self.energy_mj: float | None = None
         self.status: Any = None
@@ -190,52 +208,58 @@ class Demo:
 
     # ---- the hook --------------------------------------------------------------------------
     def on_frame(self, d: FrameDecision) -> None:
-        """Publish one decision (called by the loop for every inferred frame)."""
-        now = time.monotonic()
-        self._update_energy(now)
+        """Publish one decision (called by the loop for every inferred frame; formats nothing)."""
+        self._update_energy(time.monotonic())
         source = self.source
-        labels = self.session.bundle.labels
-        inferred, sent = self.hub.rates(now)
-        stages = {s: round(v, 3) for s, v in zip(STAGES, d.stages)}
-        stages["encode"] = round(self.hub.encode_ms[-1], 3) if self.hub.encode_ms else None
-        event: dict[str, Any] = {
-            "seq": d.frame.index,
-            "t": round(now, 4),
-            "label": labels[d.index] if d.index < len(labels) else str(d.index),
-            "index": d.index,
-            "score": round(float(d.score), 4),
-            "probs": [round(float(p), 4) for p in d.result.probabilities],
-            "stage_ms": stages,
-            "energy_mj": self.energy_mj,
-            "meter": self.meter.name,
-            "estimated": self.meter.name.startswith("estimate:"),
-            "fps": {"camera": round(self._camera_fps(d, now), 2), "inference": round(inferred, 2), "stream": round(sent, 2)},
-            "dropped": source.dropped if source is not None else 0,
-            "reset": d.reset,
-            "resets": self.session.resets,
-            "frames": self.hub.frames + 1,
-            "viewers": self.hub.viewer_count(),
-        }
-        if isinstance(self.reader, SyntheticActionsReader):
-            event["truth"] = self.reader.activity_at(d.frame.index)
-        if self.compare is not None:
-            event["compare"] = self.compare.step(d)
-        self.hub.publish(d.frame.index, d.frame.image, d.frame.color, event)
+        compare = self.compare.step(d) if self.compare is not None else None
+        self.hub.publish(d.frame.index, d.frame.image, d.frame.color, Decision(
+            d.result, d.index, d.score, d.stages, d.reset, source.dropped if source is not None else 0,
+            self.session.resets, self.energy_mj, compare))
         if self.status is not None:
             self.status.update(self.hub.frames)
         if self.options.show:
             self._show(d)
 
-    def _camera_fps(self, d: FrameDecision, now: float) -> float:
-        """Frames the source delivered per second (inferred + dropped), from the frame index."""
-        first = self._first
-        if first is None:
-            self._first = (d.frame.index, now)
-            return 0.0
-        idx0, t0 = first
-        if now - t0 > 2.0:  # a sliding start point, about two seconds back
-            self._first = (d.frame.index, now) if now - t0 > 4.0 else first
-        return (d.frame.index - idx0) / (now - t0) if now > t0 else 0.0
+    def describe(self, entries: list[Entry]) -> list[dict[str, Any]]:
+        """The event objects of published decisions (what ``/events`` sends), made when a viewer asks.
+
+        Rates, viewers and the encode time are the hub's at this moment, shared by the batch."""
+        camera, inferred, sent = self.hub.rates()
+        fps = {"camera": round(camera, 2), "inference": round(inferred, 2), "stream": round(sent, 2)}
+        encode_ms = round(self.hub.encode_ms[-1], 3) if self.hub.encode_ms else None
+        viewers = self.hub.viewer_count()
+        labels = self.session.bundle.labels
+        meter = self.meter.name
+        truth = self.reader.activity_at if isinstance(self.reader, SyntheticActionsReader) else None
+        events = []
+        for e in entries:
+            d: Decision = e.record
+            stages: dict[str, float | None] = {s: round(v, 3) for s, v in zip(STAGES, d.stages)}
+            stages["encode"] = encode_ms
+            event: dict[str, Any] = {
+                "seq": e.seq,
+                "t": round(e.t, 4),
+                "label": labels[d.index] if d.index < len(labels) else str(d.index),
+                "index": d.index,
+                "score": round(float(d.score), 4),
+                "probs": [round(p, 4) for p in d.result.probability_list()],
+                "stage_ms": stages,
+                "energy_mj": d.energy_mj,
+                "meter": meter,
+                "estimated": meter.startswith("estimate:"),
+                "fps": fps,
+                "dropped": d.dropped,
+                "reset": d.reset,
+                "resets": d.resets,
+                "frames": e.frames,
+                "viewers": viewers,
+            }
+            if truth is not None:
+                event["truth"] = truth(e.seq)
+            if d.compare is not None:
+                event["compare"] = d.compare
+            events.append(event)
+        return events
 
     def _update_energy(self, now: float) -> None:
         """Energy per inferred frame over the last second, from the meter (the whole process)."""
@@ -256,7 +280,8 @@ class Demo:
 
         image = d.frame.image if d.frame.color == "bgr" else cv2.cvtColor(d.frame.image, cv2.COLOR_RGB2BGR)
         cv2.imshow("hybrid-edge", image)
-        cv2.setWindowTitle("hybrid-edge", f"hybrid-edge: {self.hub.last_event['label'] if self.hub.last_event else ''}")
+        labels = self.session.bundle.labels
+        cv2.setWindowTitle("hybrid-edge", f"hybrid-edge: {labels[d.index] if d.index < len(labels) else d.index}")
         cv2.waitKey(1)
 
     def stats(self) -> dict[str, Any]:
@@ -271,9 +296,11 @@ class Demo:
             "energy_mj": self.energy_mj,
             "meter": self.meter.name,
             "bundle": str(self.session.bundle.path),
+            "cpu_s": round(time.process_time(), 6),  # this process, all threads (what a viewer costs shows here)
         })
-        if self.hub.last_event is not None and "compare" in self.hub.last_event:
-            s["compare"] = self.hub.last_event["compare"]
+        last = self.hub.last_event
+        if last is not None and "compare" in last:
+            s["compare"] = last["compare"]
         return s
 
     # ---- running ---------------------------------------------------------------------------

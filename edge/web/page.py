@@ -160,7 +160,7 @@ function drawOverlay(){
   g.fillStyle=d.score<cfg.uncertain?"#ffb347":color(d.label); g.fillText(text,16,h-15);
 }
 function connect(){
-  const es = new EventSource("events");
+  const es = new EventSource(`events?fps=${cfg.fps}`);  // decisions in batches at the video's rate
   es.onopen = () => { $("conn").textContent="live"; };
   es.onmessage = m => onEvent(JSON.parse(m.data));
   es.onerror = () => { $("conn").textContent="reconnecting"; };

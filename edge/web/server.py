@@ -1,8 +1,9 @@
 """The live view's HTTP server: standard-library ``ThreadingHTTPServer``, fixed routes, no file serving.
 
 Routes: ``/`` (the page), ``/stream.mjpg?fps=&w=`` (multipart MJPEG, newest frame
-only), ``/snapshot.jpg?w=``, ``/events`` (server-sent events, one JSON per
-decision), ``/stats.json`` and ``/healthz`` (the only route without the token).
+only), ``/snapshot.jpg?w=``, ``/events?fps=`` (server-sent events, one JSON per
+decision, in at most ``fps`` writes a second), ``/stats.json`` and ``/healthz``
+(the only route without the token).
 Every response carries ``Cache-Control: no-store``, ``X-Content-Type-Options:
 nosniff`` and ``Referrer-Policy: no-referrer``. A handler thread serves one viewer
 and only ever waits on the :class:`~edge.web.hub.Hub` or its own socket (with a
@@ -23,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from edge.errors import HybridEdgeError
 from edge.web.auth import Access
-from edge.web.hub import MAX_WIDTH, Hub
+from edge.web.hub import MAX_WIDTH, Hub, Pacer
 
 ROUTES = ("/", "/stream.mjpg", "/snapshot.jpg", "/events", "/stats.json", "/healthz")
 BOUNDARY = "hybridedgeframe"
@@ -34,8 +35,7 @@ SECURITY_HEADERS = (
     ("X-Frame-Options", "DENY"),
 )
 KEEPALIVE_S = 10.0  # an idle event stream gets a comment line this often (finds closed viewers)
-STALE_S = 10.0
-PACE = 0.8  # a viewer's next frame is due after 0.8 of its period: at a camera's own rate it never skips one  # /healthz answers 503 when the newest frame is older than this
+STALE_S = 10.0  # /healthz answers 503 when the newest frame is older than this
 
 
 class ServeError(HybridEdgeError):
@@ -151,7 +151,7 @@ class Handler(BaseHTTPRequestHandler):
             elif url.path == "/snapshot.jpg":
                 self._snapshot(query, cookie)
             elif url.path == "/events":
-                self._events(cookie)
+                self._events(query, cookie)
             else:
                 self._json(HTTPStatus.OK, app.stats(), cookie)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
@@ -186,16 +186,13 @@ class Handler(BaseHTTPRequestHandler):
         if not hub.attach("mjpeg", app.max_viewers):
             return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many viewers\n", extra=(("Retry-After", "5"),))
         self.close_connection = True
-        hub.want(width, fps, True)
         try:
             self._start(HTTPStatus.OK, f"multipart/x-mixed-replace; boundary={BOUNDARY}", None,
                         cookie + (("Connection", "close"),))
             self.wfile.write(f"--{BOUNDARY}\r\n".encode())
-            last, due = -1, 0.0
+            last, pacer = -1, Pacer(fps)
             while not hub.closed:
-                if hub.wait_closed(due - time.monotonic()):
-                    break
-                jpeg = hub.next_jpeg(width, last, KEEPALIVE_S)
+                jpeg = hub.next_jpeg(width, last, KEEPALIVE_S, pacer.ready_at())
                 if jpeg is None:
                     continue
                 head = (f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg.data)}\r\n"
@@ -203,14 +200,15 @@ class Handler(BaseHTTPRequestHandler):
                 # the next part's boundary goes out with this frame: a browser shows a part once it sees its end
                 self.wfile.write(head + jpeg.data + f"\r\n--{BOUNDARY}\r\n".encode())
                 hub.sent_frame()
-                last, due = jpeg.seq, time.monotonic() + PACE / fps
+                last = jpeg.seq
+                pacer.took(time.monotonic())
         finally:
-            hub.want(width, fps, False)
             hub.detach("mjpeg")
 
-    def _events(self, cookie: tuple[tuple[str, str], ...]) -> None:
+    def _events(self, query: dict[str, list[str]], cookie: tuple[tuple[str, str], ...]) -> None:
         app = self.server.app
         hub = app.hub
+        fps = _number(query, "fps", app.fps, 0.2, 60.0)
         if not hub.attach("events", app.max_viewers):
             return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many viewers\n", extra=(("Retry-After", "5"),))
         self.close_connection = True
@@ -221,7 +219,12 @@ class Handler(BaseHTTPRequestHandler):
             # a reconnecting EventSource continues after the last decision it got (as far as the ring reaches);
             # a new viewer gets the newest decision right away, then every one after it
             last = int(resume) if resume.isdigit() and int(resume) <= hub.seq else hub.seq - 1
+            pacer = Pacer(fps)
             while True:
+                # at most ``fps`` writes a second (the page asks for its video's rate), each with every decision
+                # since the last: one wake-up and one write for several when decisions come faster
+                if hub.wait_closed(pacer.ready_at() - time.monotonic()):
+                    break
                 batch = hub.events_after(last, KEEPALIVE_S)
                 if batch is None:
                     break
@@ -230,5 +233,6 @@ class Handler(BaseHTTPRequestHandler):
                     continue
                 self.wfile.write(b"".join(b"id: %d\ndata: %s\n\n" % (seq, data) for seq, data in batch))
                 last = batch[-1][0]
+                pacer.took(time.monotonic())
         finally:
             hub.detach("events")
