@@ -11,7 +11,12 @@ Each round runs three phases on the same running demo: no viewer, a video-only
 viewer (MJPEG at 10 fps, 480 px wide) and a page's worth of viewer (the same video
 plus the event stream at the video's rate, as the page asks). A round's extra is
 against that round's no-viewer phase (paired: the machine's load drifts); the
-median over ``--rounds`` is printed with every round's value.
+median over ``--rounds`` is printed with every round's value. On a shared machine
+that total moves by 10-20 % between phases with no viewer at all, so each viewer
+phase also prints the CPU of the threads that serve the viewer (those that appeared
+when it connected; ``/proc/PID/task/*/schedstat``, nanoseconds): the viewer's direct
+cost, steady to a few percent, without what it costs the loop indirectly (caches,
+lock hand-offs), which only the total shows.
 
 1. CPU per inferred frame for two videos of the synthetic activities replayed at
    30 fps like a camera, each exactly one phase long and looped, so every phase
@@ -59,6 +64,16 @@ class DemoProcess:
         for _ in self.proc.stdout:
             pass
 
+    def thread_ns(self) -> dict[int, int]:
+        """CPU nanoseconds of each live thread of the demo, by thread id."""
+        out = {}
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                out[int(task.name)] = int((task / "schedstat").read_text().split()[0])
+            except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
+                continue
+        return out
+
     def counters(self) -> tuple[int, float]:
         """(frames inferred, CPU seconds of the demo process), from one ``/stats.json`` answer."""
         import json
@@ -68,12 +83,12 @@ class DemoProcess:
             stats = json.load(r)
         return int(stats["frames"]), float(stats["cpu_s"])
 
-    def measure(self, seconds: float) -> tuple[float, float]:
-        """(CPU ms per inferred frame, inferred frames per second) over ``seconds``."""
+    def measure(self, seconds: float) -> tuple[float, float, int]:
+        """(CPU ms per inferred frame, inferred frames per second, frames) over ``seconds``."""
         (f0, c0), t0 = self.counters(), time.monotonic()
         time.sleep(seconds)
         (f1, c1), t1 = self.counters(), time.monotonic()
-        return (c1 - c0) * 1e3 / max(1, f1 - f0), (f1 - f0) / (t1 - t0)
+        return (c1 - c0) * 1e3 / max(1, f1 - f0), (f1 - f0) / (t1 - t0), f1 - f0
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
@@ -151,24 +166,31 @@ def spread(values: list[float]) -> str:
 
 
 def cpu_overhead(bundle: str, source: str, seconds: float, rounds: int, *extra: str) -> dict[str, Any]:
-    """Per round: CPU ms per inferred frame with no viewer, a video-only viewer and a page's viewer."""
+    """Per round: CPU ms per inferred frame with no viewer, a video-only viewer and a page's viewer
+    (the whole process), and the viewer's own threads' CPU ms per inferred frame."""
     demo = DemoProcess(bundle, source, *extra)
     phases: dict[str, list[float]] = {"alone": [], "video": [], "page": []}
+    own: dict[str, list[float]] = {"video": [], "page": []}
     fps: list[float] = []
     got: dict[str, list[float]] = {"video": [], "page": [], "events": []}
     try:
         time.sleep(3.0)  # warm-up
         for _ in range(rounds):
-            ms, rate = demo.measure(seconds)
+            ms, rate, _ = demo.measure(seconds)
             phases["alone"].append(ms)
             fps.append(rate)
             for name in ("video", "page"):
+                before = set(demo.thread_ns())
                 viewer = Viewer(demo.port, events=name == "page")
                 time.sleep(1.0)
-                ms, rate = demo.measure(seconds)
+                t0 = demo.thread_ns()
+                ms, rate, frames = demo.measure(seconds)
+                t1 = demo.thread_ns()
                 received = viewer.rates()
                 viewer.close()
                 phases[name].append(ms)
+                own[name].append(sum(ns - t0.get(tid, 0) for tid, ns in t1.items() if tid not in before)
+                                 / 1e6 / max(1, frames))
                 fps.append(rate)
                 got[name].append(received[0])
                 if name == "page":
@@ -179,8 +201,10 @@ def cpu_overhead(bundle: str, source: str, seconds: float, rounds: int, *extra: 
     out: dict[str, Any] = {"fps": statistics.median(fps), "ms": phases, "got": got}
     for name in ("video", "page"):
         extra_pct = [100 * (w - a) / a for a, w in zip(phases["alone"], phases[name])]
+        own_pct = [100 * o / a for a, o in zip(phases["alone"], own[name])]
         out[name] = {"extra_pct": statistics.median(extra_pct), "rounds_pct": extra_pct,
-                     "extra_ms": statistics.median(w - a for a, w in zip(phases["alone"], phases[name]))}
+                     "extra_ms": statistics.median(w - a for a, w in zip(phases["alone"], phases[name])),
+                     "own_ms": statistics.median(own[name]), "own_pct": statistics.median(own_pct), "own_rounds_pct": own_pct}
     return out
 
 
@@ -225,8 +249,11 @@ def main(argv: list[str] | None = None) -> int:
                 received = f"{statistics.median(got[phase]):.1f} frames/s received"
                 if phase == "page":
                     received += f", {statistics.median(got['events']):.1f} events/s"
-                print(f"  {what:21s} {statistics.median(ms[phase]):.3f} ms: {r[phase]['extra_pct']:+.1f} % "
-                      f"({r[phase]['extra_ms']:+.3f} ms; rounds {spread([round(x, 1) for x in r[phase]['rounds_pct']])} %; {received})")
+                v = r[phase]
+                print(f"  {what:21s} {statistics.median(ms[phase]):.3f} ms: {v['extra_pct']:+.1f} % "
+                      f"({v['extra_ms']:+.3f} ms; rounds {spread([round(x, 1) for x in v['rounds_pct']])} %); "
+                      f"its threads {v['own_ms']:.3f} ms = {v['own_pct']:.1f} % "
+                      f"(rounds {spread([round(x, 1) for x in v['own_rounds_pct']])} %); {received}")
     r = stalled_speed(args.bundle, args.seconds, args.rounds)
     print(f"unthrottled source: {r['alone_fps']:.1f} fps alone, {r['stalled_fps']:.1f} fps with 5 stalled viewers "
           f"({r['change_pct']:+.1f} %)  [alone {[round(x, 1) for x in r['alone_all']]}, stalled {[round(x, 1) for x in r['stalled_all']]}]")

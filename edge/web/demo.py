@@ -114,6 +114,7 @@ class Compare:
         self.frames = 0
         self.agree = 0
         self.generation = 0
+        self.last: dict[str, Any] | None = None  # the newest step's block (for /stats.json)
         # the last RECENT frames of (first, second) bundle: invoke, and preprocess + invoke + postprocess
         self.invoke_ms: deque[tuple[float, float]] = deque(maxlen=RECENT)
         self.compute_ms: deque[tuple[float, float]] = deque(maxlen=RECENT)
@@ -132,7 +133,7 @@ class Compare:
                                 r.preprocess_ms + r.invoke_ms + r.postprocess_ms))
         self.invoke_ms.append((d.result.invoke_ms, r.invoke_ms))
         labels = self.session.bundle.labels
-        return {
+        self.last = {
             "label": labels[index] if index < len(labels) else str(index),
             "score": round(float(score), 4),
             "agreement": round(self.agree / self.frames, 4),
@@ -143,6 +144,7 @@ class Compare:
             "energy_ratio": median_ratio(self.compute_ms),
             "energy_basis": "compute-time ratio, an estimate",
         }
+        return self.last
 
 
 class Demo:
@@ -298,9 +300,8 @@ class Demo:
             "bundle": str(self.session.bundle.path),
             "cpu_s": round(time.process_time(), 6),  # this process, all threads (what a viewer costs shows here)
         })
-        last = self.hub.last_event
-        if last is not None and "compare" in last:
-            s["compare"] = last["compare"]
+        if self.compare is not None and self.compare.last is not None:
+            s["compare"] = self.compare.last
         return s
 
     # ---- running ---------------------------------------------------------------------------
