@@ -86,7 +86,7 @@ def search(step: Any, convert: Callable[[float], bytes], sequences: list[np.ndar
     clipped at percentile ``p``; ``reference`` holds the float model's final
     probabilities for ``sequences``.
     """
-    states = [(s.name, f"output_{s.output_index}") for s in step.states]
+    states = list(step.state_pairs)
     best: tuple[float, float, bytes] | None = None
     trials = []
     for p in candidates:

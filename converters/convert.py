@@ -40,8 +40,6 @@ from edge.errors import BundleError, ConversionError, DelegateRefused
 from edge.preprocess import Preprocessing
 from edge.rundir import ModelCard, RunDir
 from edge.versions import library_versions
-from training.layers import FLOAT_STATE_KINDS
-
 
 CELL_RANGE_MODES = ("auto", "search")
 CLIP_CELL_PERCENTILE = 99.5
@@ -251,10 +249,9 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
 
 def _convert_one(g: Graph, samples: list[dict[str, np.ndarray]] | None, what: str, tie: bool) -> bytes:
     """One graph's flatbuffer: converted (the running mean kept float32) and its state quantization tied."""
-    float_states = tuple((st.name, f"output_{st.output_index}") for st in g.step.states if st.kind in FLOAT_STATE_KINDS)
-    flatbuffer = convert_graph(g.step.model, g.fmt, samples, what, float_states)
+    flatbuffer = convert_graph(g.step.model, g.fmt, samples, what, g.step.float_state_pairs)
     if tie and g.step.states:
-        flatbuffer = tie_state_quantization(flatbuffer, [(st.name, f"output_{st.output_index}") for st in g.step.states])
+        flatbuffer = tie_state_quantization(flatbuffer, list(g.step.state_pairs))
     return flatbuffer
 
 

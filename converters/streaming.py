@@ -33,6 +33,7 @@ from typing import Any
 
 from edge.errors import ConversionError, UnsafeModelError
 from training.layers import (
+    FLOAT_STATE_KINDS,
     TEMPORAL,
     LayerInfo,
     Role,
@@ -71,6 +72,16 @@ class StepModel:
     input_kind: str  # "clip", "sequence" or "image"
     output_role: str = "probabilities"
     mask_value: float | None = None  # samples equal to it everywhere are skipped
+
+    @property
+    def state_pairs(self) -> tuple[tuple[str, str], ...]:
+        """(signature input, signature output) name of each state."""
+        return tuple((s.name, f"output_{s.output_index}") for s in self.states)
+
+    @property
+    def float_state_pairs(self) -> tuple[tuple[str, str], ...]:
+        """The states kept float32 in every format (the running mean: :data:`training.layers.FLOAT_STATE_KINDS`)."""
+        return tuple(pair for pair, s in zip(self.state_pairs, self.states) if s.kind in FLOAT_STATE_KINDS)
 
 
 def check_safe(model: Any) -> None:

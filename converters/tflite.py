@@ -95,7 +95,7 @@ def convert_graph(
         conv = make_converter(saved, fmt, samples)
         try:
             if float_states and fmt.ops == "int8":
-                flatbuffer, allowed = _convert_keeping_float(conv, fmt, float_states)
+                flatbuffer, allowed = _convert_keeping_float(conv, float_states)
             else:
                 flatbuffer = conv.convert()
         except Exception as exc:  # the converter raises many types; report the first line
@@ -108,7 +108,7 @@ def convert_graph(
     return flatbuffer
 
 
-def _convert_keeping_float(conv: Any, fmt: Format, pairs: tuple[tuple[str, str], ...]) -> tuple[bytes, set[str]]:
+def _convert_keeping_float(conv: Any, pairs: tuple[tuple[str, str], ...]) -> tuple[bytes, set[str]]:
     """Quantize everything but the running-mean update and its states; returns the flatbuffer and the float tensors' names.
 
     The converter's own steps, with one change: calibrate, quantize with the
@@ -122,14 +122,12 @@ def _convert_keeping_float(conv: Any, fmt: Format, pairs: tuple[tuple[str, str],
     from tensorflow.lite.python import util as tfl_util
 
     io = conv.inference_input_type
-    conv.inference_input_type = conv.inference_output_type = tf.float32
-    conv._experimental_calibrate_only = True  # noqa: SLF001 (the route of tf.lite's QuantizationDebugger)
-    calibrated = conv.convert()
+    calibrated = _calibrate(conv)
     deny = float_island_nodes(calibrated, pairs)
     quantized = tfl_convert.mlir_quantize(
         calibrated,
         disable_per_channel=conv._experimental_disable_per_channel,  # noqa: SLF001
-        inference_type=types_pb2.QUANTIZED_INT16 if fmt.ops == "int16x8" else types_pb2.QUANTIZED_INT8,
+        inference_type=types_pb2.QUANTIZED_INT8,  # int16x8 is refused before: its quantizer excludes no op
         input_data_type=tf.float32,
         output_data_type=tf.float32,
         denylisted_nodes=deny,
@@ -149,9 +147,13 @@ def float_island_nodes(calibrated: bytes, pairs: tuple[tuple[str, str], ...]) ->
 
 def calibrate_only(saved_model_dir: Path, fmt: Format, samples: list[dict[str, np.ndarray]]) -> bytes:
     """The float flatbuffer with calibration statistics, before quantization."""
+    return _calibrate(make_converter(saved_model_dir, fmt, samples))
+
+
+def _calibrate(conv: Any) -> bytes:
+    """Run ``conv``'s calibration only (float I/O): the route of tf.lite's QuantizationDebugger."""
     import tensorflow as tf
 
-    conv = make_converter(saved_model_dir, fmt, samples)
     conv.inference_input_type = conv.inference_output_type = tf.float32
     conv._experimental_calibrate_only = True  # noqa: SLF001
     return conv.convert()

@@ -208,10 +208,9 @@ def _layer_report(step: StepModel, fmt: Any, samples: list[dict[str, np.ndarray]
     import tensorflow as tf
 
     from converters.tflite import calibrate_only, export_saved_model, float_island_nodes, make_converter
-    from training.layers import FLOAT_STATE_KINDS
 
     subset = samples[:: max(1, len(samples) // DEBUG_SAMPLES)][:DEBUG_SAMPLES]
-    float_states = tuple((st.name, f"output_{st.output_index}") for st in step.states if st.kind in FLOAT_STATE_KINDS)
+    float_states = step.float_state_pairs
     with tempfile.TemporaryDirectory(prefix="hybrid-edge-dbg-") as tmp:
         saved = export_saved_model(step.model, Path(tmp) / "saved_model")
         options = None
