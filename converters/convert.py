@@ -22,6 +22,7 @@ from converters.calibrate import (
 )
 from converters.formats import Format, get_format
 from converters.streaming import (
+    FloatIsland,
     StepModel,
     build_step_model,
     build_window_model,
@@ -42,6 +43,7 @@ from edge.rundir import ModelCard, RunDir
 from edge.versions import library_versions
 
 CELL_RANGE_MODES = ("auto", "search")
+RECURRENT_STATES = ("float", "int8")
 CLIP_CELL_PERCENTILE = 99.5
 
 
@@ -66,6 +68,9 @@ class ConvertOptions:
     verify_sequences: int = 0  # 0: the whole test split
     stream_steps: int = 1000
     tie_states: bool = True  # state inputs take their state output's quantization: exact feedback
+    # int8 recurrent state: "float" keeps each LSTM cell state / GRU state and its element-wise update float32
+    # inside the int8 graph (the matrix products stay int8); "int8" quantizes them too (Edge TPU-style, all integer)
+    recurrent_state: str = "float"
 
 
 def check_options(options: ConvertOptions) -> Format:
@@ -80,6 +85,8 @@ def check_options(options: ConvertOptions) -> Format:
     p = options.cell_range_percentile
     if isinstance(p, str) and p not in CELL_RANGE_MODES or not isinstance(p, str) and not 50.0 <= p <= 100.0:
         raise ConversionError(f"--cell-range-percentile must be a number in [50, 100], {' or '.join(CELL_RANGE_MODES)}; got {p!r}")
+    if options.recurrent_state not in RECURRENT_STATES:
+        raise ConversionError(f"--recurrent-state must be one of {', '.join(RECURRENT_STATES)}; got {options.recurrent_state!r}")
     if not 0.0 <= options.calibration_stream < 1.0:
         raise ConversionError(f"--calibration-stream must be in [0, 1), got {options.calibration_stream}")
     return fmt
@@ -182,8 +189,9 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
     searched: dict[int, bytes] = {}
     cell_note = ""
     for i, (g, s) in enumerate(zip(graphs, samples)):
-        cells = [st for st in g.step.states if st.kind == "lstm_c"]
-        if not (s and cells and g.fmt.ops == "int8"):  # int8 only: int16 has the resolution for the full range
+        island = _island(g, options)
+        cells = [st for st in g.step.states if st.kind == "lstm_c" and st.name not in dict(island.pairs)]
+        if not (s and cells and g.fmt.ops == "int8"):  # int8 only: int16 has the resolution; a float cell needs no range
             continue
         percentile = options.cell_range_percentile
         if percentile == "auto":
@@ -192,12 +200,12 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
             if float(percentile) < 100:
                 samples[i] = clip_states(s, cells, float(percentile))
             continue
-        searched[i], cell_note = _search_cell_range(g, s, cells, model, dataset, pre, what, options.tie_states)
+        searched[i], cell_note = _search_cell_range(g, s, cells, model, dataset, pre, what, options)
     graph_specs: list[GraphSpec] = []
     states: list[StateSpec] = []
     runtime = Runtime()
     for i, (g, s) in enumerate(zip(graphs, samples)):
-        flatbuffer = searched.get(i) or _convert_one(g, s, what, options.tie_states)
+        flatbuffer = searched.get(i) or _convert_one(g, s, what, options)
         path = out_dir / g.file
         path.write_bytes(flatbuffer)
         interpreter, refused = _first_load(path, runtime.delegate, what, g.file)  # in the worker
@@ -240,23 +248,31 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
         from converters.verify import verify_bundle
 
         ref = build_step_model(model) if len(graphs) == 2 else graphs[0].step
-        debug = [(g.step, g.fmt, s) for g, s in zip(graphs, samples) if s and g.fmt.ops == "int8"]
+        debug = [(g.step, g.fmt, s, _island(g, options)) for g, s in zip(graphs, samples) if s and g.fmt.ops == "int8"]
         report = verify_bundle(out_dir, model, ref, dataset, options.verify_sequences, options.stream_steps, debug)
         write_verify_report(out_dir, report)
         write_manifest(out_dir, manifest)  # re-hash: verify.json is a bundle file too
     return out_dir
 
 
-def _convert_one(g: Graph, samples: list[dict[str, np.ndarray]] | None, what: str, tie: bool) -> bytes:
-    """One graph's flatbuffer: converted (the running mean kept float32) and its state quantization tied."""
-    flatbuffer = convert_graph(g.step.model, g.fmt, samples, what, g.step.float_state_pairs)
-    if tie and g.step.states:
+def _island(g: Graph, options: ConvertOptions) -> FloatIsland:
+    """What ``g`` keeps float32: nothing in float formats; the running mean in integer ones, and in int8 the
+    recurrent updates unless ``--recurrent-state int8`` (int16x8 has the resolution, and its quantizer keeps no op float)."""
+    if not g.fmt.calibrate:
+        return FloatIsland()
+    return g.step.float_island(recurrent=g.fmt.ops == "int8" and options.recurrent_state == "float")
+
+
+def _convert_one(g: Graph, samples: list[dict[str, np.ndarray]] | None, what: str, options: ConvertOptions) -> bytes:
+    """One graph's flatbuffer: converted (its float island kept float32) and its state quantization tied."""
+    flatbuffer = convert_graph(g.step.model, g.fmt, samples, what, _island(g, options))
+    if options.tie_states and g.step.states:
         flatbuffer = tie_state_quantization(flatbuffer, list(g.step.state_pairs))
     return flatbuffer
 
 
 def _search_cell_range(g: Graph, samples: list[dict[str, np.ndarray]], cells: list[Any], model: Any, dataset: Any,
-                       pre: Preprocessing, what: str, tie: bool) -> tuple[bytes, str]:
+                       pre: Preprocessing, what: str, options: ConvertOptions) -> tuple[bytes, str]:
     """The int8 graph whose LSTM cell-state range (a percentile of |c|) streams closest to Keras (:mod:`converters.cellrange`)."""
     from converters import cellrange
 
@@ -264,7 +280,7 @@ def _search_cell_range(g: Graph, samples: list[dict[str, np.ndarray]], cells: li
     reference = np.stack([model.predict(seq[None], verbose=0)[0] for seq in sequences])
 
     def convert(p: float) -> bytes:
-        return _convert_one(g, clip_states(samples, cells, p) if p < 100 else samples, what, tie)
+        return _convert_one(g, clip_states(samples, cells, p) if p < 100 else samples, what, options)
 
     chosen, flatbuffer, trials = cellrange.search(g.step, convert, sequences, reference)
     return flatbuffer, cellrange.describe(chosen, trials, len(sequences))

@@ -78,10 +78,31 @@ class StepModel:
         """(signature input, signature output) name of each state."""
         return tuple((s.name, f"output_{s.output_index}") for s in self.states)
 
-    @property
-    def float_state_pairs(self) -> tuple[tuple[str, str], ...]:
-        """The states kept float32 in every format (the running mean: :data:`training.layers.FLOAT_STATE_KINDS`)."""
-        return tuple(pair for pair, s in zip(self.state_pairs, self.states) if s.kind in FLOAT_STATE_KINDS)
+    def float_island(self, recurrent: bool = False) -> FloatIsland:
+        """The states an integer graph keeps float32, with the layers that update them: the running mean
+        always (:data:`training.layers.FLOAT_STATE_KINDS`); with ``recurrent`` also each LSTM cell state and
+        GRU state whose update has the split form (``rnn_i_update``)."""
+        kinds = FLOAT_STATE_KINDS + (RECURRENT_FLOAT_KINDS if recurrent else ())
+        layers = [(pair, island_layer(s)) for pair, s in zip(self.state_pairs, self.states) if s.kind in kinds]
+        names = {layer.name for layer in self.model.layers}
+        kept = [(pair, layer) for pair, layer in layers if layer in names]  # a Keras cell (no split form) stays int8
+        return FloatIsland(tuple(pair for pair, _ in kept), tuple(sorted({layer for _, layer in kept})))
+
+
+#: state kinds an int8 graph can keep float32 with their update (``convert --recurrent-state float``)
+RECURRENT_FLOAT_KINDS = ("lstm_c", "gru_h")
+
+
+@dataclass(frozen=True)
+class FloatIsland:
+    """States an integer graph keeps float32: (input, output) signature names, and the step-model layers
+    whose ops stay float with them."""
+
+    pairs: tuple[tuple[str, str], ...] = ()
+    layers: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.pairs)
 
 
 def check_safe(model: Any) -> None:
@@ -133,6 +154,57 @@ def input_kind(model: Any) -> str:
     if rank == 4:
         return "clip" if is_temporal(model) else "image"
     raise ConversionError(f"model {model.name!r}: input shape {tuple(model.inputs[0].shape)} is not a clip, sequence or image")
+
+
+def _splits(layer: Any) -> bool:
+    """Whether a recurrent layer's step has the split form of :func:`_split_cell`: LSTM, and GRU with
+    ``reset_after=True`` (with ``False`` the reset gate acts before a matrix product)."""
+    import keras
+
+    return isinstance(layer, keras.layers.LSTM) or (
+        isinstance(layer, keras.layers.GRU) and layer.cell.get_config().get("reset_after", True))
+
+
+def _split_cell(info: LayerInfo, x: Any, states: list[Any]) -> tuple[Any, list[Any]]:
+    """One LSTM/GRU step as ``Dense`` matrix products plus the element-wise update layer ``rnn_i_update``.
+
+    The same function as the Keras cell; the split lets an int8 bundle keep the
+    update and its state float32 (:func:`island_layer`)."""
+    import keras
+
+    from training.models.layers import GruUpdateStep, LstmUpdateStep
+
+    layer, i = info.layer, info.index
+    cfg = layer.cell.get_config()
+    acts = {"activation": cfg["activation"], "recurrent_activation": cfg["recurrent_activation"]}
+    weights = layer.cell.get_weights()
+    units, bias = int(cfg["units"]), bool(cfg["use_bias"])
+    if isinstance(layer, keras.layers.LSTM):
+        h, c = states
+        gx = keras.layers.Dense(4 * units, use_bias=bias, name=f"rnn_{i}_x")
+        gh = keras.layers.Dense(4 * units, use_bias=False, name=f"rnn_{i}_h")
+        gates = keras.layers.Add(name=f"rnn_{i}_gates")([gx(x), gh(h)])
+        gx.set_weights([weights[0], *weights[2:3]])
+        gh.set_weights([weights[1]])
+        h_new, c_new = LstmUpdateStep(**acts, name=f"rnn_{i}_update")(gates, c)
+        return h_new, [h_new, c_new]
+    (h,) = states
+    gx = keras.layers.Dense(3 * units, use_bias=bias, name=f"rnn_{i}_x")
+    gh = keras.layers.Dense(3 * units, use_bias=bias, name=f"rnn_{i}_h")
+    xg, hg = gx(x), gh(h)
+    gx.set_weights([weights[0], weights[2][0]] if bias else [weights[0]])
+    gh.set_weights([weights[1], weights[2][1]] if bias else [weights[1]])
+    h_new = GruUpdateStep(**acts, name=f"rnn_{i}_update")(xg, hg, h)
+    return h_new, [h_new]
+
+
+def island_layer(state: StepState) -> str | None:
+    """The step-model layer whose update a state belongs to, if the converter can keep it float32 in int8."""
+    if state.kind in ("pool_mean", "pool_count"):
+        return "pool_" + state.name.split("_")[1] + "_step"
+    if state.kind in ("lstm_c", "gru_h"):
+        return "rnn_" + state.name.split("_")[1] + "_update"
+    return None
 
 
 def _fresh_cell(info: LayerInfo) -> Any:
@@ -199,11 +271,14 @@ class _Chain:
         return keras.layers.Reshape((int(y.shape[-1]),), name=f"step_out_{self.reshape_index}")(y)
 
     def _rnn(self, info: LayerInfo, x: Any) -> Any:
-        cell = _fresh_cell(info)
         ins = [self._add_state(s.name, (1, *s.shape)) for s in info.states]
-        y, new_states = cell(x, ins if len(ins) > 1 else ins[0])
-        cell.set_weights(info.layer.cell.get_weights())
-        new_states = new_states if isinstance(new_states, (list, tuple)) else [new_states]
+        if _splits(info.layer):
+            y, new_states = _split_cell(info, x, ins)
+        else:
+            cell = _fresh_cell(info)
+            y, new_states = cell(x, ins if len(ins) > 1 else ins[0])
+            cell.set_weights(info.layer.cell.get_weights())
+            new_states = new_states if isinstance(new_states, (list, tuple)) else [new_states]
         for s, out in zip(info.states, new_states):
             self._bind(s.name, s.kind, (1, *s.shape), out)
         return y

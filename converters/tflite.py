@@ -3,9 +3,11 @@
 ``TFLiteConverter.from_keras_model`` is unreliable with Keras 3, so graphs are
 exported as a SavedModel first. After conversion the op list is checked: a
 bundle never contains Flex (SELECT_TF_OPS) or custom ops, and an integer-only
-format contains no float compute op — but for the running-mean update of a
-pooling layer (``pool_k_step``), which stays float32 with its two states in
-every format (:func:`convert_graph`'s ``float_states``).
+format contains no float compute op — but for a float island
+(:class:`converters.streaming.FloatIsland`): the running-mean update of a
+pooling layer (``pool_k_step``), always, and the element-wise update of a
+recurrent layer (``rnn_k_update``) when asked, which stay float32 with their
+states (:func:`convert_graph`'s ``island``).
 """
 
 from __future__ import annotations
@@ -19,14 +21,13 @@ import numpy as np
 
 from converters.calibrate import representative_dataset
 from converters.formats import Format
+from converters.streaming import FloatIsland
 from edge.compat import NEEDS_CUSTOM_OPS, NEEDS_FLEX_OPS, converter_error_codes, keras_input_name
 from edge.errors import ConversionError, UnquantizedOpError
 from edge.flatbuffer import check_model_bytes
 
 # ops that only move or reinterpret data; allowed to stay float in integer graphs
 _FLOAT_OK = {"QUANTIZE", "DEQUANTIZE"}
-# tensors of the float32 running-mean update (layers named pool_<k>_step by converters.streaming)
-_FLOAT_ISLAND = re.compile(r"(^|/)pool_\d+_step")
 _FLOAT_TYPES = {0, 1, 10, 18}  # TensorType FLOAT32, FLOAT16, FLOAT64, BFLOAT16
 # On some graphs (an unrolled int8 bidirectional window) the quantizer now and then leaves one of these
 # float, though it has integer kernels; another run quantizes it (converters.isolate retries).
@@ -77,15 +78,15 @@ def make_converter(saved_model_dir: Path, fmt: Format, samples: list[dict[str, n
 
 def convert_graph(
     model: Any, fmt: Format, samples: list[dict[str, np.ndarray]] | None, what: str,
-    float_states: tuple[tuple[str, str], ...] = (),
+    island: FloatIsland = FloatIsland(),
 ) -> bytes:
     """Export ``model`` and convert it; ``what`` names it in errors (model and precision).
 
-    ``float_states`` are (input, output) signature names of states that stay
-    float32 in a quantized graph, with the ops between them (the running mean).
+    ``island`` names the states that stay float32 in an int8 graph, with the
+    layers that update them (the running mean; the recurrent updates if asked).
     """
     allowed: set[str] = set()
-    if float_states and fmt.ops == "int16x8":
+    if island and fmt.ops == "int16x8":
         raise ConversionError(
             f"{what}: {fmt.name} cannot keep the running mean float32 (TFLite's 16x8 quantizer has no DIV "
             "and excludes no op); use int8 (the mean stays float32 there), dynamic or float16"
@@ -94,8 +95,8 @@ def convert_graph(
         saved = export_saved_model(model, Path(tmp) / "saved_model")
         conv = make_converter(saved, fmt, samples)
         try:
-            if float_states and fmt.ops == "int8":
-                flatbuffer, allowed = _convert_keeping_float(conv, float_states)
+            if island and fmt.ops == "int8":
+                flatbuffer, allowed = _convert_keeping_float(conv, island)
             else:
                 flatbuffer = conv.convert()
         except Exception as exc:  # the converter raises many types; report the first line
@@ -108,8 +109,8 @@ def convert_graph(
     return flatbuffer
 
 
-def _convert_keeping_float(conv: Any, pairs: tuple[tuple[str, str], ...]) -> tuple[bytes, set[str]]:
-    """Quantize everything but the running-mean update and its states; returns the flatbuffer and the float tensors' names.
+def _convert_keeping_float(conv: Any, island: FloatIsland) -> tuple[bytes, set[str]]:
+    """Quantize everything but ``island``'s updates and states; returns the flatbuffer and the float tensors' names.
 
     The converter's own steps, with one change: calibrate, quantize with the
     update's tensors denylisted (MLIR quantizer), connect the state inputs and
@@ -119,11 +120,10 @@ def _convert_keeping_float(conv: Any, pairs: tuple[tuple[str, str], ...]) -> tup
     import tensorflow as tf
     from tensorflow.compiler.mlir.lite import types_pb2
     from tensorflow.lite.python import convert as tfl_convert
-    from tensorflow.lite.python import util as tfl_util
 
     io = conv.inference_input_type
     calibrated = _calibrate(conv)
-    deny = float_island_nodes(calibrated, pairs)
+    deny = float_island_nodes(calibrated, island)
     quantized = tfl_convert.mlir_quantize(
         calibrated,
         disable_per_channel=conv._experimental_disable_per_channel,  # noqa: SLF001
@@ -132,17 +132,44 @@ def _convert_keeping_float(conv: Any, pairs: tuple[tuple[str, str], ...]) -> tup
         output_data_type=tf.float32,
         denylisted_nodes=deny,
     )
-    rewired, floats = _float_state_io(quantized, pairs)
+    rewired, floats = _float_state_io(quantized, island.pairs)
     if io not in (None, tf.float32):
-        rewired = bytes(tfl_util.modify_model_io_type(rewired, io, io))
+        rewired = _integer_io(rewired, io, {name for name, _ in island.pairs})
     return rewired, floats | set(deny)
 
 
-def float_island_nodes(calibrated: bytes, pairs: tuple[tuple[str, str], ...]) -> list[str]:
-    """Names of the tensors the quantizer must leave float: the running-mean update and its state outputs."""
+def _integer_io(flatbuffer: bytes, io: Any, float_inputs: set[str]) -> bytes:
+    """``modify_model_io_type`` for every input and output but the float states.
+
+    A float state input can also feed a QUANTIZE (a GRU's state feeds an int8
+    matrix product as well as its float update); the converter's function would
+    turn that input to int8 and orphan the float consumers. It only looks at the
+    graph's inputs list, so the float states are left out of it and put back at
+    their places afterwards (the signature keeps them throughout)."""
+    from tensorflow.lite.python import util as tfl_util
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    sig, graph = model.signatureDefs[0], model.subgraphs[0]
+    dec = lambda n: n.decode() if isinstance(n, bytes) else n  # noqa: E731
+    keep = {t.tensorIndex: dec(t.name) for t in sig.inputs if dec(t.name) in float_inputs}
+    slots = [keep.get(i) for i in graph.inputs]  # the float state's signature name, or None
+    graph.inputs = [i for i in graph.inputs if i not in keep]
+    changed = tfl_util.modify_model_io_type(bytes(flatbuffer_utils.convert_object_to_bytearray(model)), io, io)
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(changed))
+    sig, graph = model.signatureDefs[0], model.subgraphs[0]
+    by_name = {dec(t.name): t.tensorIndex for t in sig.inputs}
+    rest = iter(list(graph.inputs))
+    graph.inputs = [by_name[name] if name else next(rest) for name in slots]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def float_island_nodes(calibrated: bytes, island: FloatIsland) -> list[str]:
+    """Names of the tensors the quantizer must leave float: those of the island's layers and its state outputs."""
     outputs = _signature_tensors(calibrated)[1]
     names = _tensor_names(calibrated)
-    return sorted({n for n in names if _FLOAT_ISLAND.search(n)} | {names[outputs[out]] for _, out in pairs})
+    inside = re.compile(r"(^|/)(" + "|".join(map(re.escape, island.layers)) + ")")
+    return sorted({n for n in names if inside.search(n)} | {names[outputs[out]] for _, out in island.pairs})
 
 
 def calibrate_only(saved_model_dir: Path, fmt: Format, samples: list[dict[str, np.ndarray]]) -> bytes:

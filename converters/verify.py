@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from converters.calibrate import is_masked
-from converters.streaming import StepModel
+from converters.streaming import FloatIsland, StepModel
 from edge import adapters
 from edge.compat import debugger_interpreter, ops_details
 from edge.bundle import Mode, read_bundle
@@ -70,7 +70,7 @@ def verify_bundle(
     dataset: Any,
     verify_sequences: int,
     stream_steps: int,
-    debug: list[tuple[StepModel, Any, list[dict[str, np.ndarray]]]],
+    debug: list[tuple[StepModel, Any, list[dict[str, np.ndarray]], FloatIsland]],
 ) -> dict[str, Any]:
     """Everything ``verify.json`` holds; see the module docstring.
 
@@ -81,7 +81,7 @@ def verify_bundle(
         dataset: the run's dataset; its test split is used.
         verify_sequences: limit on test sequences (0: all).
         stream_steps: length of the long no-reset stream.
-        debug: (graph, format, calibration samples) of each integer graph for the per-layer report.
+        debug: (graph, format, calibration samples, its float island) of each integer graph for the per-layer report.
     """
     bundle = read_bundle(bundle_dir)
     session = StreamingSession(bundle)
@@ -122,7 +122,7 @@ def verify_bundle(
         predicted_classes=int(len(np.unique(lite_pred))),
         frame_by_frame=_frame_by_frame(session, encode, ref_step, raw_x[:5], x[:5], probs_spec) if streaming else None,
         long_stream=_long_stream(session, encode, ref_step, raw_x, x, y, probs_spec, stream_steps) if streaming else None,
-        per_layer=[_layer_report(step, fmt, samples, bundle.delegate) for step, fmt, samples in debug],
+        per_layer=[_layer_report(step, fmt, samples, island, bundle.delegate) for step, fmt, samples, island in debug],
     )
     return replace(report, warnings=tuple(_warnings(report)))
 
@@ -199,7 +199,8 @@ def _long_stream(session, encode, ref_step: StepModel, raw_x, x, y, probs_spec, 
     )
 
 
-def _layer_report(step: StepModel, fmt: Any, samples: list[dict[str, np.ndarray]], delegate: str = "xnnpack") -> dict[str, Any]:
+def _layer_report(step: StepModel, fmt: Any, samples: list[dict[str, np.ndarray]], island: FloatIsland,
+                  delegate: str = "xnnpack") -> dict[str, Any]:
     """Worst layers of an integer graph by RMSE in units of the tensor's quantization step.
 
     ``delegate`` is the bundle's CPU path: where XNNPACK refused the graph, the
@@ -210,12 +211,11 @@ def _layer_report(step: StepModel, fmt: Any, samples: list[dict[str, np.ndarray]
     from converters.tflite import calibrate_only, export_saved_model, float_island_nodes, make_converter
 
     subset = samples[:: max(1, len(samples) // DEBUG_SAMPLES)][:DEBUG_SAMPLES]
-    float_states = step.float_state_pairs
     with tempfile.TemporaryDirectory(prefix="hybrid-edge-dbg-") as tmp:
         saved = export_saved_model(step.model, Path(tmp) / "saved_model")
         options = None
-        if float_states:  # the running-mean update stays float, as in the bundle
-            deny = float_island_nodes(calibrate_only(saved, fmt, subset), float_states)
+        if island:  # the float updates stay float, as in the bundle
+            deny = float_island_nodes(calibrate_only(saved, fmt, subset), island)
             options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=deny)
         conv = make_converter(saved, fmt, subset)
         order: list[str] = []

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from converters.calibrate import collect_samples, validate_samples
-from converters.convert import ConvertOptions
+from converters.convert import ConvertOptions, check_options
 from converters.isolate import convert_run
 from edge.bundle import VERIFY_REPORT, Mode, read_bundle, sha256_file
 from edge.errors import ConversionError
@@ -63,8 +63,9 @@ def runs(ts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
     }
 
 
-def _convert(run: Path, out: Path, precision: str, mode: str = "auto") -> Path:
-    return convert_run(run, out, ConvertOptions(precision, calibration_samples=40, mode=mode, stream_steps=60, verify_sequences=6))
+def _convert(run: Path, out: Path, precision: str, mode: str = "auto", recurrent_state: str = "float") -> Path:
+    return convert_run(run, out, ConvertOptions(precision, calibration_samples=40, mode=mode, stream_steps=60, verify_sequences=6,
+                                                recurrent_state=recurrent_state))
 
 
 def _verify(bundle: Path) -> dict:
@@ -189,12 +190,12 @@ def test_select_tf_ops_refused() -> None:
 
 def test_lstm_stack_int8_streaming_bundle(runs: dict[str, Path], tmp_path: Path) -> None:
     f32 = _convert(runs["test_rnn"], tmp_path / "f32", "float32")
-    i8 = _convert(runs["test_rnn"], tmp_path / "i8", "int8")
+    i8 = _convert(runs["test_rnn"], tmp_path / "i8", "int8", recurrent_state="int8")
     b = read_bundle(i8)
     assert b.mode is Mode.STREAMING and b.preprocessing.pad_value == 0.0 and b.preprocessing.scale == 1.0
     assert [s.name for s in b.states] == ["buffer_0", "state_0_h", "state_0_c", "state_1_h", "state_1_c"]
     assert b.states[0].shape == (1, 4, 3)  # (kernel 3 - 1) * dilation 2 past inputs of 3 features
-    assert {s.dtype for s in b.graphs[0].inputs} == {"int8"}
+    assert {s.dtype for s in b.graphs[0].inputs} == {"int8"}  # --recurrent-state int8: all integer
     assert b.manifest.files[VERIFY_REPORT].sha256 == sha256_file(i8 / VERIFY_REPORT)
     v = _verify(i8)
     assert v["sequences"] == 6 and v["long_stream"]["steps"] >= 60
@@ -216,6 +217,27 @@ def test_lstm_stack_int8_streaming_bundle(runs: dict[str, Path], tmp_path: Path)
     s = vf["long_stream"]  # same predictions -> same per-step accuracy against the labels of the sequences playing
     hits = s["step_accuracy_reference"] * s["steps"]  # a share of the steps, scored against the playing sequence's label
     assert hits == pytest.approx(round(hits)) and s["step_accuracy_converted"] == s["step_accuracy_reference"]
+
+
+@pytest.mark.parametrize("name", ["test_rnn", "test_rnn_gru"])
+def test_int8_keeps_the_recurrent_state_float(name: str, runs: dict[str, Path], tmp_path: Path) -> None:
+    """By default an int8 bundle keeps each LSTM cell state (GRU state) and its element-wise update float32:
+    the matrix products stay int8, the state keeps its resolution, and the long stream follows Keras."""
+    options = ConvertOptions("int8", calibration_samples=400, stream_steps=60, verify_sequences=6)  # full ranges
+    i8 = convert_run(runs[name], tmp_path / "i8", options)
+    b = read_bundle(i8)
+    dtypes = {s.name: s.dtype for s in b.graphs[0].inputs}
+    if name == "test_rnn":
+        assert dtypes == {"sample": "int8", "buffer_0": "int8", "state_0_h": "int8", "state_0_c": "float32",
+                          "state_1_h": "int8", "state_1_c": "float32"}
+        assert "LSTM cell-state range" not in b.manifest.calibration.states  # a float cell needs no int8 range
+    else:
+        assert dtypes == {"sample": "int8", "state_0_h": "float32"}
+    v = _verify(i8)
+    assert v["agreement"] == 1.0 and v["long_stream"]["step_agreement"] >= 0.98
+    assert v["per_layer"][0]["worst"]  # the per-layer report runs on the same island
+    with pytest.raises(ConversionError, match="must be one of float, int8"):
+        check_options(ConvertOptions("int8", recurrent_state="int4"))
 
 
 def test_tcn_int8_keeps_the_running_mean_float(runs: dict[str, Path], tmp_path: Path) -> None:

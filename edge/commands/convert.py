@@ -42,6 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="int8 range of LSTM cell states: this percentile of |c| seen in calibration (100: the full range); "
                         "search: the percentile whose bundle streams validation sequences closest to Keras; "
                         "auto (default): search for sensor sequences, 99.5 for video clips")
+    p.add_argument("--recurrent-state", choices=("float", "int8"), default=d.recurrent_state,
+                   help="int8 bundles: keep each LSTM cell state / GRU state and its element-wise update float32 "
+                        "(float, default: the state keeps its resolution over long streams) or quantize them too "
+                        "(int8: all-integer, for accelerators that run nothing else)")
     p.add_argument("--verify-sequences", type=int, default=d.verify_sequences, help="test sequences to verify on (0: the whole test split)")
     p.add_argument("--stream-steps", type=int, default=d.stream_steps, help="length of the no-reset verification stream")
     p.add_argument("--no-verify", dest="verify", action="store_false", help=f"skip {VERIFY_REPORT}")
@@ -75,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     options = ConvertOptions(
         precision=args.precision, calibration_samples=args.calibration_samples, calibration_stream=args.calibration_stream,
         cell_range_percentile=args.cell_range_percentile,
+        recurrent_state=args.recurrent_state,
         seed=args.seed, mode=args.mode, verify=args.verify, verify_sequences=args.verify_sequences, stream_steps=args.stream_steps,
     )
     if args.strict and not args.verify:

@@ -72,3 +72,47 @@ class RunningMeanStep(keras.layers.Layer):
     def call(self, x, mean, count):
         n = count + 1.0
         return mean + (x - mean) / n, n
+
+
+class LstmUpdateStep(keras.layers.Layer):
+    """The element-wise half of one LSTM step: ``(gates, c) -> (h', c')``.
+
+    ``gates`` is ``x W + h U + b`` (the matrix products stay ordinary ``Dense``
+    layers, so they quantize as usual); this layer applies the gate activations
+    and the cell update ``c' = f c + i g``, ``h' = o act(c')`` in Keras's gate
+    order (i, f, g, o). Converted to int8 with its cell state kept float32
+    (:mod:`converters.tflite`), the cell state keeps its resolution over a long
+    stream: in int8 it is one of 256 levels over its whole range, and its
+    rounding error feeds back every step.
+    """
+
+    def __init__(self, activation="tanh", recurrent_activation="sigmoid", **kwargs):
+        super().__init__(**kwargs)
+        self.activation = keras.activations.get(activation)
+        self.recurrent_activation = keras.activations.get(recurrent_activation)
+
+    def call(self, gates, c):
+        i, f, g, o = ops.split(gates, 4, axis=-1)
+        c_new = self.recurrent_activation(f) * c + self.recurrent_activation(i) * self.activation(g)
+        return self.recurrent_activation(o) * self.activation(c_new), c_new
+
+
+class GruUpdateStep(keras.layers.Layer):
+    """The element-wise half of one GRU step (``reset_after=True``): ``(x W + b_x, h U + b_h, h) -> h'``.
+
+    Gate order (z, r, candidate) as Keras's ``GRUCell``:
+    ``h' = z h + (1 - z) act(x_c + r (h U)_c)``. Kept float32 in int8 bundles
+    with its state, for the reason :class:`LstmUpdateStep` gives.
+    """
+
+    def __init__(self, activation="tanh", recurrent_activation="sigmoid", **kwargs):
+        super().__init__(**kwargs)
+        self.activation = keras.activations.get(activation)
+        self.recurrent_activation = keras.activations.get(recurrent_activation)
+
+    def call(self, x_gates, h_gates, h):
+        xz, xr, xc = ops.split(x_gates, 3, axis=-1)
+        hz, hr, hc = ops.split(h_gates, 3, axis=-1)
+        z = self.recurrent_activation(xz + hz)
+        r = self.recurrent_activation(xr + hr)
+        return z * h + (1.0 - z) * self.activation(xc + r * hc)
