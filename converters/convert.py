@@ -257,10 +257,11 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
 
 def _island(g: Graph, options: ConvertOptions) -> FloatIsland:
     """What ``g`` keeps float32: nothing in float formats; the running mean in integer ones, and in int8 the
-    recurrent updates unless ``--recurrent-state int8`` (int16x8 has the resolution, and its quantizer keeps no op float)."""
+    recurrent updates unless ``--recurrent-state int8`` (int16x8 has the resolution, and its quantizer keeps no
+    op float; ``uint8-io``, the Edge TPU's format, stays all integer)."""
     if not g.fmt.calibrate:
         return FloatIsland()
-    return g.step.float_island(recurrent=g.fmt.ops == "int8" and options.recurrent_state == "float")
+    return g.step.float_island(recurrent=g.fmt.ops == "int8" and g.fmt.io_type == "int8" and options.recurrent_state == "float")
 
 
 def _convert_one(g: Graph, samples: list[dict[str, np.ndarray]] | None, what: str, options: ConvertOptions) -> bytes:

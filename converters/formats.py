@@ -39,7 +39,7 @@ FORMATS: dict[str, Format] = {
         Format("float32", "float weights and activations (reference)", False, False, "builtins", "float32"),
         Format("float16", "float16 weights, float32 compute", True, False, "builtins", "float32", float16=True),
         Format("dynamic", "int8 weights, float activations (dynamic range)", True, False, "builtins", "float32"),
-        Format("int8", "full integer: int8 weights, activations and I/O", True, True, "int8", "int8"),
+        Format("int8", "int8 weights, activations and I/O; recurrent state float32 (--recurrent-state)", True, True, "int8", "int8"),
         Format("uint8-io", "int8 inside, uint8 I/O (Edge TPU style)", True, True, "int8", "uint8"),
         Format("int16x8", "int16 activations, int8 weights, int16 I/O", True, True, "int16x8", "int16"),
         Format("mixed", "int8 CNN front end + float32 recurrent head (two graphs)", True, True, "int8", "int8",
