@@ -96,7 +96,7 @@ def _session_accuracy(bundle: Path, dataset: Any) -> tuple[float, list[int], flo
     return acc, decisions, statistics.median(times) * 1e6
 
 
-def ours(name: str, model: str, seed: int, root: Path) -> dict[str, Any]:
+def ours(name: str, model: str, seed: int, root: Path, recurrent_state: str = "float") -> dict[str, Any]:
     """Train, convert float32 + int8, stream the test split through both bundles."""
     import numpy as np
 
@@ -116,7 +116,8 @@ def ours(name: str, model: str, seed: int, root: Path) -> dict[str, Any]:
     decisions = {}
     for precision in ("float32", "int8"):
         try:
-            bundle = convert_run(run, root / f"{name}-{model}-{seed}-{precision}", ConvertOptions(precision, verify=False))
+            options = ConvertOptions(precision, verify=False, recurrent_state=recurrent_state)
+            bundle = convert_run(run, root / f"{name}-{model}-{seed}-{precision}", options)
         except Exception as exc:  # a failed conversion is a row, not a dead benchmark
             row[precision] = None
             row[f"{precision}_error"] = str(exc).splitlines()[0][:200]
@@ -140,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peers-python", default=None, help="an interpreter with aeon installed (default: this one)")
     p.add_argument("--peers-only", metavar="PROBLEM", help=argparse.SUPPRESS)
     p.add_argument("--no-peers", action="store_true", help="skip DTW and ROCKET")
+    p.add_argument("--recurrent-state", choices=("float", "int8"), default="float",
+                   help="the int8 bundle's recurrent state (convert --recurrent-state)")
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = p.parse_args(argv)
     if args.peers_only:
@@ -153,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: peers {peer_rows[name]}", flush=True)
             for model in args.models:
                 for seed in args.seeds:
-                    rows.append(ours(name, model, seed, Path(tmp)))
+                    rows.append(ours(name, model, seed, Path(tmp), args.recurrent_state))
                     print(f"{name}: {rows[-1]}", flush=True)
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cpus, {_cpu()}; {platform.platform()}")
     header = (f"{'problem':22s} {'model':5s} {'seed':>4s} {'keras':>6s} {'float32':>7s} {'int8':>6s} {'agree':>6s} "
