@@ -44,6 +44,9 @@ def test_int8_state_feedback_is_an_exact_copy(tiny_bundles: dict[str, Path]) -> 
     assert bundle.states
     for st in bundle.states:
         src, dst = outs[st.output], ins[st.input]
+        if st.name == "state_0_c":  # the LSTM cell state stays float32 (--recurrent-state float)
+            assert src.dtype == dst.dtype == "float32"
+            continue
         assert src.dtype == dst.dtype == "int8"
         assert (src.scale, src.zero_point) == (dst.scale, dst.zero_point) and src.scale > 0
     session = StreamingSession(bundle)
