@@ -66,6 +66,8 @@ def cases(seed: int, only: list[str] | None = None) -> list[Case]:
         data = _dataset_for(kind, seed)
         if kind == "clip":
             out.append(Case(name, name, data, precisions=("float32", "int8", "int16x8", "mixed", "mixed-int16x8"), epochs=40, patience=10))
+        elif kind == "sequence" and name == "tcn":  # its own fit defaults; int16x8 cannot keep the running mean float
+            out.append(Case(name, name, data, precisions=("float32", "int8")))
         elif kind == "sequence" and entry.streamable:
             for cell in ("lstm", "gru"):
                 out.append(Case(f"{name}_{cell}", name, data, {"cell": cell, "units": (48, 48)}, epochs=120))
