@@ -13,10 +13,11 @@ plus the event stream at the video's rate, as the page asks). A round's extra is
 against that round's no-viewer phase (paired: the machine's load drifts); the
 median over ``--rounds`` is printed with every round's value. On a shared machine
 that total moves by 10-20 % between phases with no viewer at all, so each viewer
-phase also prints the CPU of the threads that serve the viewer (those that appeared
-when it connected; ``/proc/PID/task/*/schedstat``, nanoseconds): the viewer's direct
-cost, steady to a few percent, without what it costs the loop indirectly (caches,
-lock hand-offs), which only the total shows.
+phase also prints the viewer's *direct* cost: the CPU of the threads that serve it
+(those that appeared when it connected; ``/proc/PID/task/*/schedstat``, nanoseconds)
+plus the CPU the loop spent encoding its JPEGs (``encode_cpu_s`` in ``/stats.json``,
+the loop thread's ``thread_time``), steady to a few percent, without what it costs the
+loop indirectly (caches, lock hand-offs), which only the total shows.
 
 1. CPU per inferred frame for two videos of the synthetic activities replayed at
    30 fps like a camera, each exactly one phase long and looped, so every phase
@@ -74,21 +75,24 @@ class DemoProcess:
                 continue
         return out
 
-    def counters(self) -> tuple[int, float]:
-        """(frames inferred, CPU seconds of the demo process), from one ``/stats.json`` answer."""
+    def counters(self) -> tuple[int, float, float]:
+        """(frames inferred, CPU seconds of the demo process, CPU seconds its loop spent encoding for video
+        viewers), from one ``/stats.json`` answer."""
         import json
         import urllib.request
 
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats.json", timeout=10) as r:
             stats = json.load(r)
-        return int(stats["frames"]), float(stats["cpu_s"])
+        return int(stats["frames"]), float(stats["cpu_s"]), float(stats["encode_cpu_s"])
 
-    def measure(self, seconds: float) -> tuple[float, float, int]:
-        """(CPU ms per inferred frame, inferred frames per second, frames) over ``seconds``."""
-        (f0, c0), t0 = self.counters(), time.monotonic()
+    def measure(self, seconds: float) -> tuple[float, float, int, float]:
+        """(CPU ms per inferred frame, inferred frames per second, frames, the loop's encode CPU ms per inferred
+        frame) over ``seconds``."""
+        (f0, c0, e0), t0 = self.counters(), time.monotonic()
         time.sleep(seconds)
-        (f1, c1), t1 = self.counters(), time.monotonic()
-        return (c1 - c0) * 1e3 / max(1, f1 - f0), (f1 - f0) / (t1 - t0), f1 - f0
+        (f1, c1, e1), t1 = self.counters(), time.monotonic()
+        n = max(1, f1 - f0)
+        return (c1 - c0) * 1e3 / n, (f1 - f0) / (t1 - t0), f1 - f0, (e1 - e0) * 1e3 / n
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
@@ -176,7 +180,7 @@ def cpu_overhead(bundle: str, source: str, seconds: float, rounds: int, *extra: 
     try:
         time.sleep(3.0)  # warm-up
         for _ in range(rounds):
-            ms, rate, _ = demo.measure(seconds)
+            ms, rate, _, _ = demo.measure(seconds)
             phases["alone"].append(ms)
             fps.append(rate)
             for name in ("video", "page"):
@@ -184,13 +188,14 @@ def cpu_overhead(bundle: str, source: str, seconds: float, rounds: int, *extra: 
                 viewer = Viewer(demo.port, events=name == "page")
                 time.sleep(1.0)
                 t0 = demo.thread_ns()
-                ms, rate, frames = demo.measure(seconds)
+                ms, rate, frames, encode_ms = demo.measure(seconds)
                 t1 = demo.thread_ns()
                 received = viewer.rates()
                 viewer.close()
                 phases[name].append(ms)
+                # the viewer's direct cost: its threads, and the encodes the loop does for it
                 own[name].append(sum(ns - t0.get(tid, 0) for tid, ns in t1.items() if tid not in before)
-                                 / 1e6 / max(1, frames))
+                                 / 1e6 / max(1, frames) + encode_ms)
                 fps.append(rate)
                 got[name].append(received[0])
                 if name == "page":
@@ -252,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                 v = r[phase]
                 print(f"  {what:21s} {statistics.median(ms[phase]):.3f} ms: {v['extra_pct']:+.1f} % "
                       f"({v['extra_ms']:+.3f} ms; rounds {spread([round(x, 1) for x in v['rounds_pct']])} %); "
-                      f"its threads {v['own_ms']:.3f} ms = {v['own_pct']:.1f} % "
+                      f"direct {v['own_ms']:.3f} ms = {v['own_pct']:.1f} % "
                       f"(rounds {spread([round(x, 1) for x in v['own_rounds_pct']])} %); {received}")
     r = stalled_speed(args.bundle, args.seconds, args.rounds)
     print(f"unthrottled source: {r['alone_fps']:.1f} fps alone, {r['stalled_fps']:.1f} fps with 5 stalled viewers "

@@ -2,16 +2,22 @@
 
 The loop calls :meth:`Hub.publish` once per inferred frame: it stores a
 reference to the frame and the decision's raw record (no formatting, no JSON)
-under one lock and wakes whoever waits for a new frame. Nothing in ``publish``
-waits for a viewer. A decision becomes JSON only when an event-stream viewer
-asks for it, once for all viewers (``describe`` turns records into objects).
-A video viewer's own thread encodes the newest frame when its :class:`Pacer`
-says the next one is due (so only while someone watches, and only at the rate
-asked for); a viewer that finds that frame already encoded at its width by
-another takes that JPEG, so each frame is encoded once for all viewers. Never
-wider than the frame (the browser scales up for free); a viewer always gets the
-newest frame and skips the ones it missed. Decisions are kept in a short ring, so an event-stream viewer that falls
-a few frames behind still gets each one, and one that falls far behind skips ahead.
+under one lock and wakes event-stream viewers. A decision becomes JSON only when
+an event-stream viewer asks for it, once for all viewers (``describe`` turns
+records into objects).
+
+Video: a viewer waiting for its next frame leaves a *want* (the width, and the
+time its pacing makes the next frame due). When the loop publishes a frame and
+some want is due, the loop encodes that frame once per wanted width, right
+there: the frame is still hot in its caches and no thread has to wake up just to
+encode (an encode in a viewer thread that wakes ten times a second cost about
+twice the CPU). Then it wakes the video viewers, which only send. So each frame
+is encoded once for all viewers, only while someone watches and only at the rate
+asked for; a viewer that is busy sending (or stalled) leaves no want, so it never
+costs the loop an encode. Never wider than the frame (the browser scales up for
+free); a viewer always gets the newest frame and skips the ones it missed.
+Decisions are kept in a short ring, so an event-stream viewer that falls a few
+frames behind still gets each one, and one that falls far behind skips ahead.
 """
 
 from __future__ import annotations
@@ -65,11 +71,12 @@ class Pacer:
 
 @dataclass(frozen=True)
 class Jpeg:
-    """One encoded frame."""
+    """One encoded frame, with the time its frame was published (monotonic)."""
 
     seq: int
     width: int
     data: bytes
+    t: float
 
 
 class Rate:
@@ -133,11 +140,12 @@ class Hub:
         self._color = "bgr"
         self._ring: deque[Entry] = deque(maxlen=RING)
         self._jpegs: dict[int, Jpeg] = {}  # width -> the newest JPEG at that width
-        self._encoding: set[int] = set()  # widths some viewer is encoding now
+        self._wants: dict[int, tuple[float, int]] = {}  # waiting video viewer -> (due, width)
         self.viewers = Counter[str]()  # route -> open connections
         self.stream_rate = Rate()
         self.encode_ms: deque[float] = deque(maxlen=300)
         self.encoded = 0
+        self.encode_cpu_s = 0.0  # CPU the loop spent encoding for video viewers
 
     # ---- the loop's side ------------------------------------------------------------------
     def publish(self, seq: int, image: np.ndarray, color: str, record: Any) -> None:
@@ -149,6 +157,25 @@ class Hub:
             self._image, self._color = image, color
             self._ring.append(Entry(seq, now, self.frames, record))
             self.cond.notify_all()
+            widths = {min(w, image.shape[1]) for due, w in self._wants.values() if due <= now} if self._wants else ()
+        if widths:
+            self._encode(image, color, seq, now, widths)
+
+    def _encode(self, image: np.ndarray, color: str, seq: int, t: float, widths: set[int]) -> None:
+        """Encode the frame just published at each wanted width (lock released), then wake the video viewers."""
+        done = []
+        cpu0 = time.thread_time()
+        for width in sorted(widths):
+            t0 = time.perf_counter()
+            done.append((Jpeg(seq, width, encode_jpeg(image, color, width, self.quality), t), (time.perf_counter() - t0) * 1e3))
+        cpu = time.thread_time() - cpu0
+        with self.lock:
+            for jpeg, ms in done:
+                self._jpegs[jpeg.width] = jpeg
+                self.encode_ms.append(ms)
+                self.encoded += 1
+            self.encode_cpu_s += cpu
+            self.jpeg_cond.notify_all()
 
     def close(self) -> None:
         """Wake every viewer so they end."""
@@ -213,48 +240,27 @@ class Hub:
             self.stream_rate.tick()
 
     def next_jpeg(self, width: int, after: int, timeout: float, not_before: float = 0.0) -> Jpeg | None:
-        """The newest frame, newer than ``after``, as a JPEG at ``width`` (at most the frame's), once the
-        clock reads ``not_before`` (the viewer's pacing); None on close or after ``timeout`` s with no frame.
-
-        Encoded here, in the viewer's thread and outside the lock, unless another viewer already encoded
-        (or is encoding) this frame at this width."""
-        if self.wait_closed(not_before - time.monotonic()):
-            return None
+        """The newest frame, newer than ``after``, as a JPEG at ``width`` (at most the frame's), encoded by the
+        loop from the first frame it publishes once the clock reads ``not_before`` (the viewer's pacing); None on
+        close or after ``timeout`` s with no frame."""
         deadline = time.monotonic() + timeout
+        key = threading.get_ident()
         with self.lock:
-            while not self.closed:
-                image, seq = self._image, self.seq
-                if image is not None and seq > after:
-                    w = min(width, image.shape[1])
-                    jpeg = self._jpegs.get(w)
-                    if jpeg is not None and jpeg.seq > after:
-                        return jpeg  # another viewer's: encoded once for all
-                    if w not in self._encoding:
-                        return self._encode(image, self._color, seq, w)
-                    self.jpeg_cond.wait(1.0)  # another viewer is encoding it (and notifies when done)
-                else:
+            try:
+                self._wants[key] = (not_before, width)
+                while not self.closed:
+                    image = self._image
+                    if image is not None:
+                        jpeg = self._jpegs.get(min(width, image.shape[1]))
+                        if jpeg is not None and jpeg.seq > after and jpeg.t >= not_before:
+                            return jpeg
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return None
-                    self.cond.wait(remaining)  # the next publish
+                    self.jpeg_cond.wait(remaining)  # the loop encodes when this want is due, then wakes us
+            finally:
+                del self._wants[key]
         return None
-
-    def _encode(self, image: np.ndarray, color: str, seq: int, width: int) -> Jpeg:
-        """Encode with the lock released (the loop keeps publishing); called and returns with it held."""
-        self._encoding.add(width)
-        self.lock.release()
-        try:
-            t0 = time.perf_counter()
-            jpeg = Jpeg(seq, width, encode_jpeg(image, color, width, self.quality))
-            ms = (time.perf_counter() - t0) * 1e3
-        finally:
-            self.lock.acquire()
-            self._encoding.discard(width)
-            self.jpeg_cond.notify_all()
-        self._jpegs[width] = jpeg
-        self.encode_ms.append(ms)
-        self.encoded += 1
-        return jpeg
 
     def events_after(self, after: int, timeout: float) -> list[tuple[int, bytes]] | None:
         """Decisions newer than ``after`` as (frame number, JSON) (the newest ones if more were missed than
@@ -309,6 +315,7 @@ class Hub:
                 "stream_fps": round(sent, 2),  # MJPEG frames sent, all viewers
                 "encoded": self.encoded,
                 "encode_ms_p50": round(float(np.percentile(self.encode_ms, 50)), 3) if self.encode_ms else None,
+                "encode_cpu_s": round(self.encode_cpu_s, 6),
                 "viewers": max(viewers.values(), default=0),
                 "connections": viewers,
             }
