@@ -154,8 +154,8 @@ def test_shutdown_with_viewers_attached_is_quick(tiny_bundles: dict[str, Path], 
             "from edge.cli import main\n"
             "rc = main(sys.argv[1:]); assert 'tensorflow' not in sys.modules or sys.modules['tensorflow'] is None\n"
             "sys.exit(rc)")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "demo", str(tiny_bundles["int8"]), "--source", "synthetic-actions:fps=30",
+    proc = subprocess.Popen(  # -X faulthandler: a hang below dumps every thread's stack on SIGABRT
+        [sys.executable, "-X", "faulthandler", "-c", code, "demo", str(tiny_bundles["int8"]), "--source", "synthetic-actions:fps=30",
          "--port", "0", "--meter", "estimate:x86-tdp", "--status-file", str(status), "--show"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "DISPLAY": ""}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -174,7 +174,12 @@ def test_shutdown_with_viewers_attached_is_quick(tiny_bundles: dict[str, Path], 
         time.sleep(0.5)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(timeout=10)
+            pytest.fail("no exit 10 s after Ctrl-C; its threads:\n" + proc.stderr.read()[-8000:])
         elapsed = time.monotonic() - t0
         print(f"shutdown with 3 viewers attached: {elapsed * 1e3:.0f} ms")
         assert proc.returncode == 0, proc.stderr.read()

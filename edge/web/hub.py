@@ -178,12 +178,16 @@ class Hub:
             self.jpeg_cond.notify_all()
 
     def close(self) -> None:
-        """Wake every viewer so they end."""
-        with self.lock:
-            self.closed = True
-            self._closed.set()
-            self.cond.notify_all()
-            self.jpeg_cond.notify_all()
+        """Wake every viewer so they end. Never blocks for long: viewers also see ``closed`` when their
+        waits time out, and they are daemon threads."""
+        self.closed = True
+        self._closed.set()
+        if self.lock.acquire(timeout=0.5):
+            try:
+                self.cond.notify_all()
+                self.jpeg_cond.notify_all()
+            finally:
+                self.lock.release()
 
     def age_s(self) -> float | None:
         """Seconds since the newest frame was published (None before the first)."""
