@@ -52,7 +52,9 @@ class DemoProcess:
         cmd = [sys.executable, "-m", "edge", "demo", bundle, "--source", source, "--port", "0",
                "--meter", "estimate:x86-tdp", *extra]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     # stop() sends Ctrl-C: not ignored even when this runs as a background job
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         line = ""
         while not line.startswith("live view:"):
             line = self.proc.stdout.readline()

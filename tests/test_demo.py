@@ -158,6 +158,9 @@ def test_shutdown_with_viewers_attached_is_quick(tiny_bundles: dict[str, Path], 
         [sys.executable, "-X", "faulthandler", "-c", code, "demo", str(tiny_bundles["int8"]), "--source", "synthetic-actions:fps=30",
          "--port", "0", "--meter", "estimate:x86-tdp", "--status-file", str(status), "--show"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "DISPLAY": ""}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C as at a terminal: a shell's background job (`make test &`) starts with SIGINT ignored,
+        # which every child inherits, and Python then installs no KeyboardInterrupt handler
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         lines = []
