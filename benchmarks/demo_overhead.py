@@ -15,9 +15,10 @@ median over ``--rounds`` is printed with every round's value. On a shared machin
 that total moves by 10-20 % between phases with no viewer at all, so each viewer
 phase also prints the viewer's *direct* cost: the CPU of the threads that serve it
 (those that appeared when it connected; ``/proc/PID/task/*/schedstat``, nanoseconds)
-plus the CPU the loop spent encoding its JPEGs (``encode_cpu_s`` in ``/stats.json``,
-the loop thread's ``thread_time``), steady to a few percent, without what it costs the
-loop indirectly (caches, lock hand-offs), which only the total shows.
+plus the CPU the loop spent encoding and writing its frames and decisions
+(``encode_cpu_s`` + ``events_cpu_s`` in ``/stats.json``, the loop thread's
+``thread_time``), steady to a few percent, without what it costs the loop
+indirectly (caches), which only the total shows.
 
 1. CPU per inferred frame for two videos of the synthetic activities replayed at
    30 fps like a camera, each exactly one phase long and looped, so every phase
@@ -78,18 +79,18 @@ class DemoProcess:
         return out
 
     def counters(self) -> tuple[int, float, float]:
-        """(frames inferred, CPU seconds of the demo process, CPU seconds its loop spent encoding for video
-        viewers), from one ``/stats.json`` answer."""
+        """(frames inferred, CPU seconds of the demo process, CPU seconds its loop spent serving viewers:
+        encoding and writing their frames and decisions), from one ``/stats.json`` answer."""
         import json
         import urllib.request
 
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats.json", timeout=10) as r:
             stats = json.load(r)
-        return int(stats["frames"]), float(stats["cpu_s"]), float(stats["encode_cpu_s"])
+        return int(stats["frames"]), float(stats["cpu_s"]), float(stats["encode_cpu_s"]) + float(stats["events_cpu_s"])
 
     def measure(self, seconds: float) -> tuple[float, float, int, float]:
-        """(CPU ms per inferred frame, inferred frames per second, frames, the loop's encode CPU ms per inferred
-        frame) over ``seconds``."""
+        """(CPU ms per inferred frame, inferred frames per second, frames, the loop's CPU ms per inferred frame
+        spent serving viewers) over ``seconds``."""
         (f0, c0, e0), t0 = self.counters(), time.monotonic()
         time.sleep(seconds)
         (f1, c1, e1), t1 = self.counters(), time.monotonic()
@@ -195,7 +196,7 @@ def cpu_overhead(bundle: str, source: str, seconds: float, rounds: int, *extra: 
                 received = viewer.rates()
                 viewer.close()
                 phases[name].append(ms)
-                # the viewer's direct cost: its threads, and the encodes the loop does for it
+                # the viewer's direct cost: its threads, and what the loop does for it
                 own[name].append(sum(ns - t0.get(tid, 0) for tid, ns in t1.items() if tid not in before)
                                  / 1e6 / max(1, frames) + encode_ms)
                 fps.append(rate)

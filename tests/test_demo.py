@@ -235,3 +235,29 @@ def test_replay_loops_a_video_file(tmp_path: Path, tiny_bundles: dict[str, Path]
 
 def test_show_is_refused_with_one_line_on_headless_opencv() -> None:
     assert window_problem() is not None  # opencv-python-headless: imshow would raise
+
+
+def test_a_slow_viewer_gets_whole_frames_in_order(tiny_bundles: dict[str, Path]) -> None:
+    """A viewer that reads slowly through a small buffer: the loop's non-blocking writes leave rests that the
+    viewer's thread finishes; every part still arrives whole (Content-Length = one complete JPEG), newest first."""
+    r = Running(tiny_bundles["int8"], "synthetic-actions:fps=60,size=320", host="127.0.0.1", token="t0ken-abcdef")
+    try:
+        s = _raw(r.port, "/stream.mjpg?fps=30&w=320", rcvbuf=2048)
+        time.sleep(2.0)  # not reading: the socket buffers fill up
+        data, deadline = b"", time.monotonic() + 20
+        while data.count(b"Content-Type: image/jpeg") < 12 and time.monotonic() < deadline:
+            data += s.recv(512)
+            time.sleep(0.005)  # about 100 kB/s: most frames do not fit the socket buffers at once
+        s.close()
+        assert r.demo.hub.slow_writes >= 3  # the hand-over to the viewer's thread really happened
+    finally:
+        r.stop()
+    parts = data.split(b"\r\n--hybridedgeframe\r\n")[1:-1]  # the first is the response head, the last may be cut
+    assert len(parts) >= 10
+    seqs = []
+    for part in parts:
+        head, _, jpeg = part.partition(b"\r\n\r\n")
+        fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n"))
+        assert int(fields[b"Content-Length"]) == len(jpeg) and jpeg[:2] == b"\xff\xd8" and jpeg[-2:] == b"\xff\xd9"
+        seqs.append(int(fields[b"X-Frame-Seq"]))
+    assert seqs == sorted(set(seqs))

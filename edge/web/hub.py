@@ -6,16 +6,19 @@ under one lock and wakes event-stream viewers. A decision becomes JSON only when
 an event-stream viewer asks for it, once for all viewers (``describe`` turns
 records into objects).
 
-Video: a viewer waiting for its next frame leaves a *want* (the width, and the
-time its pacing makes the next frame due). When the loop publishes a frame and
-some want is due, the loop encodes that frame once per wanted width, right
-there: the frame is still hot in its caches and no thread has to wake up just to
-encode (an encode in a viewer thread that wakes ten times a second cost about
-twice the CPU). Then it wakes the video viewers, which only send. So each frame
-is encoded once for all viewers, only while someone watches and only at the rate
-asked for; a viewer that is busy sending (or stalled) leaves no want, so it never
-costs the loop an encode. Never wider than the frame (the browser scales up for
-free); a viewer always gets the newest frame and skips the ones it missed.
+Video: a viewer of ``/stream.mjpg`` registers its socket with the hub as a
+:class:`VideoSink` (a width and a pacing) and its thread goes to sleep. When the
+loop publishes a frame and some sink is due, the loop encodes that frame once per
+wanted width, right there, and writes each due sink its multipart part with one
+non-blocking ``write``: the frame is still hot in the loop's caches, and no
+thread wakes up at all (a viewer thread woken ten times a second to encode, or
+only to send, cost the board about twice the CPU). Only when a socket's buffer
+is full does the loop hand the rest of the part to the viewer's own thread,
+which sends it with a timeout while the loop skips that viewer; so a slow or
+stalled viewer never blocks the loop, and costs it one failed write per paced
+frame at most. Each frame is encoded once for all viewers, only while someone
+watches and only at the rate asked for; never wider than the frame (the browser
+scales up for free); a viewer always gets the newest frame.
 Decisions are kept in a short ring, so an event-stream viewer that falls a few
 frames behind still gets each one, and one that falls far behind skips ahead.
 """
@@ -23,10 +26,10 @@ frames behind still gets each one, and one that falls far behind skips ahead.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -35,7 +38,6 @@ RING = 256  # decisions kept for event-stream viewers
 MAX_WIDTH = 1920
 RATE_WINDOW_S = 2.0
 SLACK = 0.25  # a paced frame may come this fraction of a period early: a camera's jitter never halves the rate
-SHORT_SLEEP_S = 0.25  # pacing waits up to this long are plain sleeps (half the CPU of an Event wait-up)
 _JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder: json.dumps(..., separators=) builds one per call
 
 
@@ -69,14 +71,70 @@ class Pacer:
         self.due = max(self.due + self.period, now + (1.0 - SLACK) * self.period)
 
 
-@dataclass(frozen=True)
-class Jpeg:
-    """One encoded frame, with the time its frame was published (monotonic)."""
+class Sink:
+    """One streaming viewer's socket, written by the loop while ``ready``; by the viewer's thread while not.
 
-    seq: int
-    width: int
-    data: bytes
-    t: float
+    Each side changes ``ready`` only while it owns the socket (the loop sets it False when a write
+    leaves a rest, the viewer's thread sets it True once the rest is out), so the two never write at once.
+    """
+
+    def __init__(self, fd: int, fps: float):
+        self.fd, self.pacer = fd, Pacer(fps)
+        self.ready = True
+        self.rest = b""  # what the loop could not write: the viewer's thread sends it
+        self.dead = False
+        self.wake = threading.Event()
+        self.sent = 0
+        self._lock = threading.Lock()  # held across each write: close() waits for it, so the fd stays this socket's
+
+    def offer(self, data: bytes, now: float | None = None) -> bool:
+        """Write all of ``data`` now without blocking, or hand the rest to the viewer's thread (and count a paced
+        item when ``now`` is given); False when the viewer is gone or still busy with an earlier rest."""
+        with self._lock:
+            if self.dead or not self.ready:
+                return False
+            try:
+                n = os.write(self.fd, data)  # the handler's socket has a timeout, so its fd is non-blocking
+            except BlockingIOError:
+                n = 0
+            except OSError:  # reset, broken pipe
+                self.dead = True
+                self.wake.set()
+                return False
+            if n < len(data):
+                self.rest = data[n:]
+                self.ready = False
+                self.wake.set()
+        if now is not None:
+            self.pacer.took(now)
+            self.sent += 1
+        return True
+
+    def close(self) -> None:
+        """No more writes from the loop (waits for one in progress); call before the socket closes."""
+        with self._lock:
+            self.dead = True
+
+
+class VideoSink(Sink):
+    """An MJPEG viewer: frames at ``width`` (at most the frame's), each part ending with the next boundary
+    (``b"\r\n--BOUNDARY\r\n"``), so that a browser shows a part as soon as it has it."""
+
+    def __init__(self, fd: int, width: int, fps: float, boundary: bytes):
+        super().__init__(fd, fps)
+        self.width, self.boundary = width, boundary
+
+    def part(self, seq: int, jpeg: bytes) -> bytes:
+        head = b"Content-Type: image/jpeg\r\nContent-Length: %d\r\nX-Frame-Seq: %d\r\n\r\n" % (len(jpeg), seq)
+        return b"".join((head, jpeg, self.boundary))
+
+
+class EventSink(Sink):
+    """A server-sent-events viewer: every decision after ``last``, several per write when they come faster."""
+
+    def __init__(self, fd: int, fps: float, last: int):
+        super().__init__(fd, fps)
+        self.last = last
 
 
 class Rate:
@@ -130,8 +188,6 @@ class Hub:
         self.describe = describe
         self.quality = quality
         self.lock = threading.Lock()
-        self.cond = threading.Condition(self.lock)  # a new frame and decision (event streams, video viewers)
-        self.jpeg_cond = threading.Condition(self.lock)  # a JPEG another viewer was encoding is ready
         self._closed = threading.Event()
         self.closed = False
         self.seq = -1  # newest published frame
@@ -139,43 +195,72 @@ class Hub:
         self._image: np.ndarray | None = None
         self._color = "bgr"
         self._ring: deque[Entry] = deque(maxlen=RING)
-        self._jpegs: dict[int, Jpeg] = {}  # width -> the newest JPEG at that width
-        self._wants: dict[int, tuple[float, int]] = {}  # waiting video viewer -> (due, width)
+        self._sinks: list[VideoSink] = []  # video viewers
+        self._event_sinks: list[EventSink] = []
         self.viewers = Counter[str]()  # route -> open connections
         self.stream_rate = Rate()
         self.encode_ms: deque[float] = deque(maxlen=300)
         self.encoded = 0
-        self.encode_cpu_s = 0.0  # CPU the loop spent encoding for video viewers
+        self.encode_cpu_s = 0.0  # CPU the loop spent encoding and writing for video viewers
+        self.events_cpu_s = 0.0  # ... describing and writing decisions for event viewers
+        self.slow_writes = 0  # writes a viewer's full socket cut short (its thread sent the rest)
 
     # ---- the loop's side ------------------------------------------------------------------
     def publish(self, seq: int, image: np.ndarray, color: str, record: Any) -> None:
-        """Make ``image`` and its decision's ``record`` the newest; never blocks on a viewer, formats nothing."""
+        """Make ``image`` and its decision's ``record`` the newest; never blocks on a viewer.
+
+        Viewers whose pacing makes them due get their frame and decisions written right here (see the module
+        docstring); with nobody watching this only stores references."""
         now = time.monotonic()
-        with self.cond:
+        with self.lock:
             self.seq = seq
             self.frames += 1
             self._image, self._color = image, color
             self._ring.append(Entry(seq, now, self.frames, record))
-            self.cond.notify_all()
-            widths = {min(w, image.shape[1]) for due, w in self._wants.values() if due <= now} if self._wants else ()
-        if widths:
-            self._encode(image, color, seq, now, widths)
+            due = [s for s in self._sinks if s.ready and s.pacer.ready_at() <= now] if self._sinks else ()
+            events = [s for s in self._event_sinks if s.ready and s.pacer.ready_at() <= now] if self._event_sinks else ()
+            entries = list(self._ring) if events else ()
+        if due:
+            self._stream(image, color, seq, now, due)
+        if events:
+            self._send_events(entries, now, events)
 
-    def _encode(self, image: np.ndarray, color: str, seq: int, t: float, widths: set[int]) -> None:
-        """Encode the frame just published at each wanted width (lock released), then wake the video viewers."""
-        done = []
+    def _send_events(self, ring: list[Entry], now: float, sinks: list[EventSink]) -> None:
+        """Write each due event viewer every decision after its last one (as far back as the ring reaches);
+        a decision becomes JSON once, for all viewers."""
         cpu0 = time.thread_time()
-        for width in sorted(widths):
-            t0 = time.perf_counter()
-            done.append((Jpeg(seq, width, encode_jpeg(image, color, width, self.quality), t), (time.perf_counter() - t0) * 1e3))
-        cpu = time.thread_time() - cpu0
-        with self.lock:
-            for jpeg, ms in done:
-                self._jpegs[jpeg.width] = jpeg
-                self.encode_ms.append(ms)
+        oldest = min(s.last for s in sinks)
+        n = 0
+        while n < len(ring) and ring[-1 - n].seq > oldest:  # newest first: usually a step or two
+            n += 1
+        entries = ring[len(ring) - n:]
+        fresh = [e for e in entries if e.data is None]
+        if fresh:
+            for e, obj in zip(fresh, self.describe(fresh)):
+                e.data = _JSON.encode(obj).encode()
+        for sink in sinks:
+            batch = [e for e in entries if e.seq > sink.last]
+            if batch and sink.offer(b"".join(b"id: %d\ndata: %s\n\n" % (e.seq, e.data) for e in batch), now):
+                sink.last = batch[-1].seq
+                self.slow_writes += not sink.ready
+        self.events_cpu_s += time.thread_time() - cpu0
+
+    def _stream(self, image: np.ndarray, color: str, seq: int, now: float, due: list[VideoSink]) -> None:
+        """Encode the frame just published once per width the due viewers want, and write it to each (lock
+        released: the viewers' threads only touch a sink the loop has handed over)."""
+        cpu0 = time.thread_time()
+        jpegs: dict[int, bytes] = {}
+        for sink in due:
+            width = min(sink.width, image.shape[1])
+            if width not in jpegs:
+                t0 = time.perf_counter()
+                jpegs[width] = encode_jpeg(image, color, width, self.quality)
+                self.encode_ms.append((time.perf_counter() - t0) * 1e3)
                 self.encoded += 1
-            self.encode_cpu_s += cpu
-            self.jpeg_cond.notify_all()
+            if sink.offer(sink.part(seq, jpegs[width]), now):
+                self.stream_rate.tick(now)
+                self.slow_writes += not sink.ready
+        self.encode_cpu_s += time.thread_time() - cpu0
 
     def close(self) -> None:
         """Wake every viewer so they end. Never blocks for long: viewers also see ``closed`` when their
@@ -184,8 +269,8 @@ class Hub:
         self._closed.set()
         if self.lock.acquire(timeout=0.5):
             try:
-                self.cond.notify_all()
-                self.jpeg_cond.notify_all()
+                for sink in self._sinks + self._event_sinks:
+                    sink.wake.set()
             finally:
                 self.lock.release()
 
@@ -197,7 +282,7 @@ class Hub:
     # ---- viewers --------------------------------------------------------------------------
     def attach(self, route: str, limit: int) -> bool:
         """Count a viewer of ``route``; False when ``limit`` are already attached."""
-        with self.cond:
+        with self.lock:
             if self.viewers[route] >= limit:
                 return False
             self.viewers[route] += 1
@@ -209,17 +294,8 @@ class Hub:
             return max(self.viewers.values(), default=0)
 
     def detach(self, route: str) -> None:
-        with self.cond:
+        with self.lock:
             self.viewers[route] -= 1
-
-    def wait_closed(self, timeout: float) -> bool:
-        """Sleep up to ``timeout`` s (a viewer's pacing); True if closed. Waits longer than ``SHORT_SLEEP_S``
-        wake at once on close; shorter ones are plain sleeps, done before anyone would notice."""
-        if timeout > SHORT_SLEEP_S:
-            self._closed.wait(timeout)
-        elif timeout > 0:
-            time.sleep(timeout)
-        return self.closed
 
     def rates(self, now: float | None = None) -> tuple[float, float, float]:
         """(camera, inferred, sent) frames per second over the last ``RATE_WINDOW_S`` (at most the ring):
@@ -238,59 +314,16 @@ class Hub:
             return 0.0, 0.0, sent
         return (last.seq - first.seq) / span, (n - 1) / span, sent
 
-    def sent_frame(self) -> None:
-        """Count one MJPEG frame sent to a viewer (the stream rate)."""
+    def add_sink(self, sink: Sink) -> None:
+        """Start writing frames (a :class:`VideoSink`) or decisions (an :class:`EventSink`) to a viewer, from
+        the next published frame on."""
         with self.lock:
-            self.stream_rate.tick()
+            (self._sinks if isinstance(sink, VideoSink) else self._event_sinks).append(sink)
 
-    def next_jpeg(self, width: int, after: int, timeout: float, not_before: float = 0.0) -> Jpeg | None:
-        """The newest frame, newer than ``after``, as a JPEG at ``width`` (at most the frame's), encoded by the
-        loop from the first frame it publishes once the clock reads ``not_before`` (the viewer's pacing); None on
-        close or after ``timeout`` s with no frame."""
-        deadline = time.monotonic() + timeout
-        key = threading.get_ident()
+    def remove_sink(self, sink: Sink) -> None:
         with self.lock:
-            try:
-                self._wants[key] = (not_before, width)
-                while not self.closed:
-                    image = self._image
-                    if image is not None:
-                        jpeg = self._jpegs.get(min(width, image.shape[1]))
-                        if jpeg is not None and jpeg.seq > after and jpeg.t >= not_before:
-                            return jpeg
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return None
-                    self.jpeg_cond.wait(remaining)  # the loop encodes when this want is due, then wakes us
-            finally:
-                del self._wants[key]
-        return None
-
-    def events_after(self, after: int, timeout: float) -> list[tuple[int, bytes]] | None:
-        """Decisions newer than ``after`` as (frame number, JSON) (the newest ones if more were missed than
-        the ring holds); an empty list after ``timeout`` s, None on close.
-
-        Records become JSON here, outside the lock, once for all viewers."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not (self.seq > after and self._ring):
-                if self.closed:
-                    return None
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return []
-                self.cond.wait(remaining)
-            if self.closed:
-                return None
-            ring, n = self._ring, 0
-            while n < len(ring) and ring[-1 - n].seq > after:  # newest first: usually a step or two
-                n += 1
-            entries = [ring[i] for i in range(len(ring) - n, len(ring))]
-        fresh = [e for e in entries if e.data is None]
-        if fresh:
-            for e, obj in zip(fresh, self.describe(fresh)):
-                e.data = _JSON.encode(obj).encode()
-        return [(e.seq, e.data) for e in entries]  # type: ignore[misc]  # all set above
+            (self._sinks if isinstance(sink, VideoSink) else self._event_sinks).remove(sink)
+        sink.close()
 
     @property
     def last_event(self) -> dict[str, Any] | None:
@@ -301,7 +334,7 @@ class Hub:
 
     def snapshot(self, width: int | None) -> bytes | None:
         """The newest frame as a JPEG (encoded on request), or None before the first frame."""
-        with self.cond:
+        with self.lock:
             image, color = self._image, self._color
         if image is None:
             return None
@@ -320,6 +353,8 @@ class Hub:
                 "encoded": self.encoded,
                 "encode_ms_p50": round(float(np.percentile(self.encode_ms, 50)), 3) if self.encode_ms else None,
                 "encode_cpu_s": round(self.encode_cpu_s, 6),
+                "events_cpu_s": round(self.events_cpu_s, 6),
+                "slow_writes": self.slow_writes,
                 "viewers": max(viewers.values(), default=0),
                 "connections": viewers,
             }

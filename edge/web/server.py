@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from edge.errors import HybridEdgeError
 from edge.web.auth import Access
-from edge.web.hub import MAX_WIDTH, Hub, Pacer
+from edge.web.hub import MAX_WIDTH, EventSink, Hub, Sink, VideoSink
 
 ROUTES = ("/", "/stream.mjpg", "/snapshot.jpg", "/events", "/stats.json", "/healthz")
 BOUNDARY = "hybridedgeframe"
@@ -35,6 +34,7 @@ SECURITY_HEADERS = (
     ("X-Frame-Options", "DENY"),
 )
 KEEPALIVE_S = 10.0  # an idle event stream gets a comment line this often (finds closed viewers)
+VIDEO_SNDBUF = 64 * 1024  # bytes (the kernel doubles it): 2-3 frames of 640x480 JPEG
 STALE_S = 10.0  # /healthz answers 503 when the newest frame is older than this
 
 
@@ -190,20 +190,36 @@ class Handler(BaseHTTPRequestHandler):
             self._start(HTTPStatus.OK, f"multipart/x-mixed-replace; boundary={BOUNDARY}", None,
                         cookie + (("Connection", "close"),))
             self.wfile.write(f"--{BOUNDARY}\r\n".encode())
-            last, pacer = -1, Pacer(fps)
-            while not hub.closed:
-                jpeg = hub.next_jpeg(width, last, KEEPALIVE_S, pacer.ready_at())
-                if jpeg is None:
-                    continue
-                head = (f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg.data)}\r\n"
-                        f"X-Frame-Seq: {jpeg.seq}\r\n\r\n").encode()
-                # the next part's boundary goes out with this frame: a browser shows a part once it sees its end
-                self.wfile.write(head + jpeg.data + f"\r\n--{BOUNDARY}\r\n".encode())
-                hub.sent_frame()
-                last = jpeg.seq
-                pacer.took(time.monotonic())
+            # from here the loop writes the frames (see edge.web.hub); this thread only sends what a full
+            # socket buffer left over, with the socket's timeout, and ends when the viewer goes
+            # a fixed send buffer of a few frames: a slow viewer skips frames instead of lagging seconds behind
+            # in a buffer that the kernel would otherwise grow to megabytes
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, VIDEO_SNDBUF)
+            self._serve_sink(VideoSink(self.connection.fileno(), width, fps, f"\r\n--{BOUNDARY}\r\n".encode()))
         finally:
             hub.detach("mjpeg")
+
+    def _serve_sink(self, sink: Sink, keepalive: bytes | None = None) -> None:
+        """Hand this connection to the loop's writes until the viewer goes or the demo stops. This thread only
+        sends what a full socket buffer left over (with the socket's timeout: a viewer that stops reading is
+        dropped) and, with nothing else written for ``KEEPALIVE_S``, the ``keepalive`` (finds closed viewers)."""
+        hub = self.server.app.hub
+        hub.add_sink(sink)
+        sent = sink.sent
+        try:
+            while not (hub.closed or sink.dead):
+                if not sink.wake.wait(KEEPALIVE_S):
+                    if keepalive is not None and sink.sent == sent:
+                        sink.offer(keepalive)
+                    sent = sink.sent
+                    continue
+                sink.wake.clear()
+                if sink.rest and not sink.dead:
+                    self.connection.sendall(sink.rest)  # TimeoutError after `timeout` s: the viewer is dropped
+                    sink.rest = b""
+                    sink.ready = True
+        finally:
+            hub.remove_sink(sink)
 
     def _events(self, query: dict[str, list[str]], cookie: tuple[tuple[str, str], ...]) -> None:
         app = self.server.app
@@ -217,22 +233,9 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"retry: 1000\n\n")
             resume = self.headers.get("Last-Event-ID", "")
             # a reconnecting EventSource continues after the last decision it got (as far as the ring reaches);
-            # a new viewer gets the newest decision right away, then every one after it
+            # a new viewer gets the newest decision right away, then every one after it, in at most ``fps`` writes
+            # a second (the page asks for its video's rate), written by the loop like the video (see edge.web.hub)
             last = int(resume) if resume.isdigit() and int(resume) <= hub.seq else hub.seq - 1
-            pacer = Pacer(fps)
-            while True:
-                # at most ``fps`` writes a second (the page asks for its video's rate), each with every decision
-                # since the last: one wake-up and one write for several when decisions come faster
-                if hub.wait_closed(pacer.ready_at() - time.monotonic()):
-                    break
-                batch = hub.events_after(last, KEEPALIVE_S)
-                if batch is None:
-                    break
-                if not batch:
-                    self.wfile.write(b": keepalive\n\n")
-                    continue
-                self.wfile.write(b"".join(b"id: %d\ndata: %s\n\n" % (seq, data) for seq, data in batch))
-                last = batch[-1][0]
-                pacer.took(time.monotonic())
+            self._serve_sink(EventSink(self.connection.fileno(), fps, last), b": keepalive\n\n")
         finally:
             hub.detach("events")
