@@ -70,6 +70,15 @@ def test_ucr_equal_length_multivariate(tmp_path: Path) -> None:
     assert load_dataset(f"ucr:{folder}/Walk").test.x.shape == (6, 20, 3)
 
 
+def test_ucr_holds_out_no_validation_when_classes_are_small(tmp_path: Path) -> None:
+    """Below 10 TRAIN cases per class nothing is held out unless val= says so; the spec records the choice."""
+    small = load_dataset(f"ucr:{write_ts(tmp_path / 'Small', 'Small')}")  # 4 per class
+    assert len(small.train.y) == 12 and len(small.val.y) == 0 and ",val=0.0," in small.spec
+    assert len(load_dataset(f"ucr:{tmp_path / 'Small'},val=0.25").val.y) == 3
+    big = load_dataset(f"ucr:{write_ts(tmp_path / 'Big', 'Big', lengths={'TRAIN': [20] * 30, 'TEST': [20] * 6})}")  # 10 per class
+    assert len(big.val.y) == 6 and ",val=0.2," in big.spec
+
+
 def test_ucr_unequal_length_is_front_padded_with_lengths(tmp_path: Path) -> None:
     folder = write_ts(tmp_path / "Var", "Var", dims=2, lengths={"TRAIN": [5, 9, 7, 12, 6, 8], "TEST": [3, 15, 4]})
     ds = load_dataset(f"ucr:{folder},val=0")
