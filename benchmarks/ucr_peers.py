@@ -96,7 +96,7 @@ def _session_accuracy(bundle: Path, dataset: Any) -> tuple[float, list[int], flo
     return acc, decisions, statistics.median(times) * 1e6
 
 
-def ours(name: str, model: str, seed: int, root: Path, recurrent_state: str = "float") -> dict[str, Any]:
+def ours(name: str, model: str, seed: int, root: Path, recurrent_state: str = "float", val: float | None = None) -> dict[str, Any]:
     """Train, convert float32 + int8, stream the test split through both bundles."""
     import numpy as np
 
@@ -106,7 +106,7 @@ def ours(name: str, model: str, seed: int, root: Path, recurrent_state: str = "f
     from training.data import load_dataset
     from training.train import TrainConfig, train
 
-    dataset = load_dataset(f"ucr:{ucr_archive(name)}")
+    dataset = load_dataset(f"ucr:{ucr_archive(name)}" + ("" if val is None else f",val={val:g}"))
     t0 = time.perf_counter()
     run = train(model, dataset.spec, root / f"{name}-{model}-{seed}", TrainConfig(seed=seed), progress=lambda m: None, dataset=dataset)
     wall = time.perf_counter() - t0
@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-peers", action="store_true", help="skip DTW and ROCKET")
     p.add_argument("--recurrent-state", choices=("float", "int8"), default="float",
                    help="the int8 bundle's recurrent state (convert --recurrent-state)")
+    p.add_argument("--val", type=float, default=None,
+                   help="fraction of TRAIN held out per class for validation (default: the ucr loader's, see training.data.ucr)")
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = p.parse_args(argv)
     if args.peers_only:
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: peers {peer_rows[name]}", flush=True)
             for model in args.models:
                 for seed in args.seeds:
-                    rows.append(ours(name, model, seed, Path(tmp), args.recurrent_state))
+                    rows.append(ours(name, model, seed, Path(tmp), args.recurrent_state, args.val))
                     print(f"{name}: {rows[-1]}", flush=True)
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cpus, {_cpu()}; {platform.platform()}")
     header = (f"{'problem':22s} {'model':5s} {'seed':>4s} {'keras':>6s} {'float32':>7s} {'int8':>6s} {'agree':>6s} "
