@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge.bundle import SEARCH_REPORT, read_bundle
@@ -141,3 +142,10 @@ def test_strict_fails_a_bundle_that_misses_its_targets(run: Path, tmp_path: Path
     assert refused.returncode == 2 and "drop --no-verify" in refused.stderr and not (tmp_path / "x").exists()
     bad = convert(str(run), "--precision", "auto", "--candidates", "int4", "--out", str(tmp_path / "y"))
     assert bad.returncode == 2 and "unknown precision 'int4'" in bad.stderr
+
+
+def test_budget_counts_an_exact_drop_as_held() -> None:
+    """Keras's float32 accuracy (0.36000001) one point above a bundle's 0.35 holds a 1-point budget."""
+    b = Budget(max_drop=1.0, min_stream_agreement=0.98)
+    assert b.shortfall(0.35, float(np.float32(0.36)), 0.98) == 0.0
+    assert b.shortfall(0.34, 0.36, 0.98) > 0.009

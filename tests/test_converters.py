@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from converters.calibrate import collect_samples, validate_samples
+from converters.calibrate import collect_samples, extreme_sequences, validate_samples
 from converters.convert import ConvertOptions, check_options
 from converters.isolate import convert_run
 from edge.bundle import VERIFY_REPORT, Mode, read_bundle, sha256_file
@@ -122,11 +122,17 @@ def test_calibration_is_dict_keyed_and_includes_zero_state() -> None:
     keras.utils.set_random_seed(0)
     step = build_step_model(create_model("test_rnn_gru"))
     seqs = np.random.default_rng(1).normal(size=(4, 5, 3)).astype(np.float32)
+    seqs[1, 2, 0], seqs[2, 4, 2] = 9.0, -9.0  # the set's extremes sit in sequences the spread (0 and 3) misses
     samples = collect_samples(step, seqs, 10)
     names = {t.name.split(":")[0] for t in step.model.inputs}
     assert all(set(s) == names for s in samples)  # keyed by the step model's input names, not by position
-    assert len(samples) == 10  # two whole sequences of five steps
-    for first in (samples[0], samples[5]):  # each sequence starts from the zero state
+    extremes = extreme_sequences(seqs, np.full(4, 5))
+    assert {1, 2} <= set(extremes)
+    assert len(samples) == 5 * len(set(extremes) | {0, 3})  # whole sequences of five steps: the extremes', then the spread
+    frames = np.concatenate([s[step.frame_input] for s in samples])
+    np.testing.assert_array_equal(frames.max(0), seqs.reshape(-1, 3).max(0))  # the int8 input range covers every value
+    np.testing.assert_array_equal(frames.min(0), seqs.reshape(-1, 3).min(0))
+    for first in samples[::5]:  # each sequence starts from the zero state
         assert all(not first[s.name].any() for s in step.states)
     assert all(samples[1][s.name].any() for s in step.states)  # later steps carry real float states
 
@@ -371,3 +377,16 @@ def test_interpreter_errors_become_one_readable_line() -> None:
 
     raw = "model could not be loaded: " + "failed to create XNNPACK runtime" * 4 + "Node number 991 (TfLiteXNNPackDelegate) failed to prepare.\nmore"
     assert _first_line(raw) == "model could not be loaded: failed to create XNNPACK runtime; node number 991 (TfLiteXNNPackDelegate) failed to prepare."
+
+
+def test_verify_warnings_count_exactly_two_points_as_within() -> None:
+    """Accuracies are ratios of counts, Keras reports them in float32: 0.74 vs 0.76 is within 2 points."""
+    from converters.verify import _warnings
+    from edge.bundle.verify_report import ProbError, VerifyReport
+
+    def report(keras: float, tflite: float, agreement: float) -> VerifyReport:
+        return VerifyReport("int8", "streaming", 50, agreement, keras, tflite, ProbError(0.1, 0.01), False, 10)
+
+    assert _warnings(report(float(np.float32(0.74)), 0.76, 0.97)) == []
+    assert _warnings(report(float(np.float32(0.36)), 0.38, 0.97)) == []
+    assert len(_warnings(report(0.74, 0.78, 0.96))) == 2

@@ -40,7 +40,8 @@ class Budget:
         """
         acc_miss = max(0.0, keras_accuracy - self.max_drop / 100.0 - accuracy)
         stream_miss = 0.0 if stream_agreement is None else max(0.0, self.min_stream_agreement - stream_agreement)
-        return acc_miss + stream_miss
+        miss = acc_miss + stream_miss
+        return 0.0 if miss < 1e-6 else miss  # ratios of counts; Keras reports accuracy in float32 (0.36 is 0.36000001)
 
 
 @dataclass(frozen=True)
