@@ -23,7 +23,7 @@ from converters.streaming import FloatIsland, StepModel
 from edge import adapters
 from edge.compat import debugger_interpreter, ops_details
 from edge.bundle import Mode, read_bundle
-from edge.bundle.verify_report import FrameByFrame, LongStream, ProbError, StateDrift, VerifyReport
+from edge.bundle.verify_report import RATIO_TOLERANCE, FrameByFrame, LongStream, ProbError, StateDrift, VerifyReport
 from edge.streaming import StreamingSession
 
 DEBUG_SAMPLES = 100
@@ -275,16 +275,13 @@ def _match_input(detail_name: str, keys: list[str]) -> str:
     raise ValueError(f"debug model input {detail_name!r} matches none of {keys}")
 
 
-TOLERANCE = 1e-6  # accuracies are ratios of counts; Keras reports them in float32 (0.74 is 0.7400000095)
-
-
 def _warnings(report: VerifyReport) -> list[str]:
     out = []
     if report.degenerate:
         out.append("degenerate output: the converted model predicts one class for every test sequence")
-    if report.agreement < 0.97 - TOLERANCE:
+    if report.agreement < 0.97 - RATIO_TOLERANCE:
         out.append(f"top-1 agreement with Keras {report.agreement:.3f} is below 0.97")
-    if abs(report.accuracy_tflite - report.accuracy_keras) > 0.02 + TOLERANCE:  # exactly 2 points is within
+    if abs(report.accuracy_tflite - report.accuracy_keras) > 0.02 + RATIO_TOLERANCE:  # exactly 2 points is within
         out.append(f"accuracy {report.accuracy_tflite:.3f} differs from Keras {report.accuracy_keras:.3f} by more than 2 points")
     stream = report.long_stream
     if stream and stream.step_agreement < 0.98:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.bundle.files import SEARCH_REPORT
+from edge.bundle.verify_report import RATIO_TOLERANCE
 from edge.errors import BundleError
 
 
@@ -41,7 +42,7 @@ class Budget:
         acc_miss = max(0.0, keras_accuracy - self.max_drop / 100.0 - accuracy)
         stream_miss = 0.0 if stream_agreement is None else max(0.0, self.min_stream_agreement - stream_agreement)
         miss = acc_miss + stream_miss
-        return 0.0 if miss < 1e-6 else miss  # ratios of counts; Keras reports accuracy in float32 (0.36 is 0.36000001)
+        return 0.0 if miss < RATIO_TOLERANCE else miss
 
 
 @dataclass(frozen=True)

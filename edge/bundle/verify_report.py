@@ -14,6 +14,10 @@ from typing import Any
 from edge.bundle.files import VERIFY_REPORT
 from edge.errors import BundleError
 
+#: slack when an accuracy or agreement is compared with a target: they are ratios of counts, and Keras reports
+#: accuracy in float32 (0.74 is 0.7400000095), so exactly 2 points must not read as more than 2
+RATIO_TOLERANCE = 1e-6
+
 
 @dataclass(frozen=True)
 class ProbError:
