@@ -191,14 +191,14 @@ def cpu_overhead(bundle: str, source: str, seconds: float, rounds: int, *extra: 
                 viewer = Viewer(demo.port, events=name == "page")
                 time.sleep(1.0)
                 t0 = demo.thread_ns()
-                ms, rate, frames, encode_ms = demo.measure(seconds)
+                ms, rate, frames, serve_ms = demo.measure(seconds)
                 t1 = demo.thread_ns()
                 received = viewer.rates()
                 viewer.close()
                 phases[name].append(ms)
                 # the viewer's direct cost: its threads, and what the loop does for it
                 own[name].append(sum(ns - t0.get(tid, 0) for tid, ns in t1.items() if tid not in before)
-                                 / 1e6 / max(1, frames) + encode_ms)
+                                 / 1e6 / max(1, frames) + serve_ms)
                 fps.append(rate)
                 got[name].append(received[0])
                 if name == "page":

@@ -83,7 +83,7 @@ RECENT = 100  # frames behind the compare panel's ratios
 
 
 class Decision(NamedTuple):
-    """What the loop hands the hub per frame: references and numbers, formatted only if a viewer asks."""
+    """What the loop hands the hub per frame: references and numbers, formatted only when a viewer is due for it."""
 
     result: StepResult
     index: int
@@ -223,7 +223,7 @@ class Demo:
             self._show(d)
 
     def describe(self, entries: list[Entry]) -> list[dict[str, Any]]:
-        """The event objects of published decisions (what ``/events`` sends), made when a viewer asks.
+        """The event objects of published decisions (what ``/events`` sends), made when an event viewer is due.
 
         Rates, viewers and the encode time are the hub's at this moment, shared by the batch."""
         camera, inferred, sent = self.hub.rates()

@@ -2,9 +2,8 @@
 
 The loop calls :meth:`Hub.publish` once per inferred frame: it stores a
 reference to the frame and the decision's raw record (no formatting, no JSON)
-under one lock and wakes event-stream viewers. A decision becomes JSON only when
-an event-stream viewer asks for it, once for all viewers (``describe`` turns
-records into objects).
+under one lock. A decision becomes JSON only when an event-stream viewer is due
+for it, once for all viewers (``describe`` turns records into objects).
 
 Video: a viewer of ``/stream.mjpg`` registers its socket with the hub as a
 :class:`VideoSink` (a width and a pacing) and its thread goes to sleep. When the
@@ -43,7 +42,7 @@ _JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder: json.dumps(..., 
 
 class Entry:
     """One published decision: frame number, publish time (monotonic), frames inferred so far, the loop's
-    raw record, and its JSON once some viewer asked for it."""
+    raw record, and its JSON once some event viewer was due for it."""
 
     __slots__ = ("seq", "t", "frames", "record", "data")
 
@@ -219,21 +218,23 @@ class Hub:
             self._ring.append(Entry(seq, now, self.frames, record))
             due = [s for s in self._sinks if s.ready and s.pacer.ready_at() <= now] if self._sinks else ()
             events = [s for s in self._event_sinks if s.ready and s.pacer.ready_at() <= now] if self._event_sinks else ()
-            entries = list(self._ring) if events else ()
+            entries = self._after(min(s.last for s in events)) if events else []
         if due:
             self._stream(image, color, seq, now, due)
         if events:
             self._send_events(entries, now, events)
 
-    def _send_events(self, ring: list[Entry], now: float, sinks: list[EventSink]) -> None:
-        """Write each due event viewer every decision after its last one (as far back as the ring reaches);
-        a decision becomes JSON once, for all viewers."""
-        cpu0 = time.thread_time()
-        oldest = min(s.last for s in sinks)
-        n = 0
-        while n < len(ring) and ring[-1 - n].seq > oldest:  # newest first: usually a step or two
+    def _after(self, seq: int) -> list[Entry]:
+        """The decisions newer than frame ``seq`` (as far back as the ring reaches), oldest first; lock held."""
+        ring, n = self._ring, 0
+        while n < len(ring) and ring[-1 - n].seq > seq:  # newest first: usually a step or two
             n += 1
-        entries = ring[len(ring) - n:]
+        return [ring[i] for i in range(len(ring) - n, len(ring))]
+
+    def _send_events(self, entries: list[Entry], now: float, sinks: list[EventSink]) -> None:
+        """Write each due event viewer every decision of ``entries`` after its last one; a decision becomes
+        JSON once, for all viewers."""
+        cpu0 = time.thread_time()
         fresh = [e for e in entries if e.data is None]
         if fresh:
             for e, obj in zip(fresh, self.describe(fresh)):

@@ -190,10 +190,8 @@ class Handler(BaseHTTPRequestHandler):
             self._start(HTTPStatus.OK, f"multipart/x-mixed-replace; boundary={BOUNDARY}", None,
                         cookie + (("Connection", "close"),))
             self.wfile.write(f"--{BOUNDARY}\r\n".encode())
-            # from here the loop writes the frames (see edge.web.hub); this thread only sends what a full
-            # socket buffer left over, with the socket's timeout, and ends when the viewer goes
-            # a fixed send buffer of a few frames: a slow viewer skips frames instead of lagging seconds behind
-            # in a buffer that the kernel would otherwise grow to megabytes
+            # from here the loop writes the frames (_serve_sink). A fixed send buffer of a few frames: a slow
+            # viewer skips frames instead of lagging seconds behind in a buffer the kernel would grow to megabytes
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, VIDEO_SNDBUF)
             self._serve_sink(VideoSink(self.connection.fileno(), width, fps, f"\r\n--{BOUNDARY}\r\n".encode()))
         finally:
