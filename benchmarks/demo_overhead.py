@@ -14,7 +14,8 @@ against that round's no-viewer phase (paired: the machine's load drifts); the
 median over ``--rounds`` is printed with every round's value. On a shared machine
 that total moves by 10-20 % between phases with no viewer at all, so each viewer
 phase also prints the viewer's *direct* cost: the CPU of the threads that serve it
-(those that appeared when it connected; ``/proc/PID/task/*/schedstat``, nanoseconds)
+(those that appeared when it connected, not the handlers of this script's own
+``/stats.json`` requests; ``/proc/PID/task/*/schedstat``, nanoseconds)
 plus the CPU the loop spent encoding and writing its frames and decisions
 (``encode_cpu_s`` + ``events_cpu_s`` in ``/stats.json``, the loop thread's
 ``thread_time``), steady to a few percent, without what it costs the loop
@@ -196,8 +197,9 @@ def cpu_overhead(bundle: str, source: str, seconds: float, rounds: int, *extra: 
                 received = viewer.rates()
                 viewer.close()
                 phases[name].append(ms)
-                # the viewer's direct cost: its threads, and what the loop does for it
-                own[name].append(sum(ns - t0.get(tid, 0) for tid, ns in t1.items() if tid not in before)
+                # the viewer's direct cost: its threads (those that appeared when it connected: not the ones this
+                # script's /stats.json requests start during the phase), and what the loop does for it
+                own[name].append(sum(ns - t0[tid] for tid, ns in t1.items() if tid in t0 and tid not in before)
                                  / 1e6 / max(1, frames) + serve_ms)
                 fps.append(rate)
                 got[name].append(received[0])
