@@ -44,6 +44,7 @@ from edge.versions import library_versions
 
 CELL_RANGE_MODES = ("auto", "search")
 RECURRENT_STATES = ("float", "int8")
+FIRST_LAYERS = ("auto", "float", "int8")
 CLIP_CELL_PERCENTILE = 99.5
 
 
@@ -71,6 +72,10 @@ class ConvertOptions:
     # int8 recurrent state: "float" keeps each LSTM cell state / GRU state and its element-wise update float32
     # inside the int8 graph (the matrix products stay int8); "int8" quantizes them too (Edge TPU-style, all integer)
     recurrent_state: str = "float"
+    # int8 sensor sequences whose chain starts with a causal convolution: "float" keeps the samples, that convolution
+    # (with its BatchNorm and activation) and its input buffer float32; "int8" quantizes them too; "auto": float
+    # for convolutional models (tcn: measured better), int8 for recurrent ones (rnn: measured worse)
+    first_layer: str = "auto"
 
 
 def check_options(options: ConvertOptions) -> Format:
@@ -87,6 +92,8 @@ def check_options(options: ConvertOptions) -> Format:
         raise ConversionError(f"--cell-range-percentile must be a number in [50, 100], {' or '.join(CELL_RANGE_MODES)}; got {p!r}")
     if options.recurrent_state not in RECURRENT_STATES:
         raise ConversionError(f"--recurrent-state must be one of {', '.join(RECURRENT_STATES)}; got {options.recurrent_state!r}")
+    if options.first_layer not in FIRST_LAYERS:
+        raise ConversionError(f"--first-layer must be one of {', '.join(FIRST_LAYERS)}; got {options.first_layer!r}")
     if not 0.0 <= options.calibration_stream < 1.0:
         raise ConversionError(f"--calibration-stream must be in [0, 1), got {options.calibration_stream}")
     return fmt
@@ -257,11 +264,15 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
 
 def _island(g: Graph, options: ConvertOptions) -> FloatIsland:
     """What ``g`` keeps float32: nothing in float formats; the running mean in integer ones, and in int8 the
-    recurrent updates unless ``--recurrent-state int8`` (int16x8 has the resolution, and its quantizer keeps no
-    op float; ``uint8-io``, the Edge TPU's format, stays all integer)."""
+    recurrent updates unless ``--recurrent-state int8``, and the samples with the first causal convolution as
+    ``--first-layer`` says (int16x8 has the resolution, and its quantizer keeps no op float; ``uint8-io``, the Edge
+    TPU's format, stays all integer)."""
     if not g.fmt.calibrate:
         return FloatIsland()
-    return g.step.float_island(recurrent=g.fmt.ops == "int8" and g.fmt.io_type == "int8" and options.recurrent_state == "float")
+    int8 = g.fmt.ops == "int8" and g.fmt.io_type == "int8"
+    recurrent = any(s.kind in ("lstm_h", "lstm_c", "gru_h") for s in g.step.states)
+    first = options.first_layer == "float" or options.first_layer == "auto" and not recurrent
+    return g.step.float_island(recurrent=int8 and options.recurrent_state == "float", first=int8 and first)
 
 
 def _convert_one(g: Graph, samples: list[dict[str, np.ndarray]] | None, what: str, options: ConvertOptions) -> bytes:

@@ -72,21 +72,38 @@ class StepModel:
     input_kind: str  # "clip", "sequence" or "image"
     output_role: str = "probabilities"
     mask_value: float | None = None  # samples equal to it everywhere are skipped
+    first: FirstLayer | None = None  # the causal convolution on the raw samples, if the chain starts with one
 
     @property
     def state_pairs(self) -> tuple[tuple[str, str], ...]:
         """(signature input, signature output) name of each state."""
         return tuple((s.name, f"output_{s.output_index}") for s in self.states)
 
-    def float_island(self, recurrent: bool = False) -> FloatIsland:
+    def float_island(self, recurrent: bool = False, first: bool = False) -> FloatIsland:
         """The states an integer graph keeps float32, with the layers that update them: the running mean
         always (:data:`training.layers.FLOAT_STATE_KINDS`); with ``recurrent`` also each LSTM cell state and
-        GRU state whose update has the split form (``rnn_i_update``)."""
+        GRU state whose update has the split form (``rnn_i_update``); with ``first`` also the input itself, the
+        causal convolution that reads it (with its BatchNorm and activation) and that convolution's buffer."""
         kinds = FLOAT_STATE_KINDS + (RECURRENT_FLOAT_KINDS if recurrent else ())
         layers = [(pair, island_layer(s)) for pair, s in zip(self.state_pairs, self.states) if s.kind in kinds]
         names = {layer.name for layer in self.model.layers}
         kept = [(pair, layer) for pair, layer in layers if layer in names]  # a Keras cell (no split form) stays int8
-        return FloatIsland(tuple(pair for pair, _ in kept), tuple(sorted({layer for _, layer in kept})))
+        pairs, kept_layers = tuple(pair for pair, _ in kept), {layer for _, layer in kept}
+        inputs: tuple[str, ...] = ()
+        if first and self.first is not None:
+            pairs += tuple(pair for pair, s in zip(self.state_pairs, self.states) if s.name in self.first.states)
+            kept_layers |= set(self.first.layers)
+            inputs = (self.frame_input,)
+        return FloatIsland(pairs, tuple(sorted(kept_layers)), inputs)
+
+
+@dataclass(frozen=True)
+class FirstLayer:
+    """The step-model layers of a causal convolution applied to the raw samples (with the per-step layers
+    right after it: its BatchNorm and activation) and the names of its buffer states."""
+
+    layers: tuple[str, ...]
+    states: tuple[str, ...]
 
 
 #: state kinds an int8 graph can keep float32 with their update (``convert --recurrent-state float``)
@@ -100,9 +117,10 @@ class FloatIsland:
 
     pairs: tuple[tuple[str, str], ...] = ()
     layers: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()  # signature inputs (not states) that stay float32: the samples
 
     def __bool__(self) -> bool:
-        return bool(self.pairs)
+        return bool(self.pairs or self.inputs)
 
 
 def check_safe(model: Any) -> None:
@@ -229,6 +247,8 @@ class _Chain:
         self.state_outputs: list[Any] = []
         self.states: list[StepState] = []
         self.reshape_index = 0
+        self.first: FirstLayer | None = None  # see StepModel.first
+        self._first_open = True  # still at the raw samples or inside the first layer's per-step tail
 
     def _add_state(self, name: str, shape: tuple[int, ...]) -> Any:
         import keras
@@ -242,6 +262,21 @@ class _Chain:
         self.state_outputs.append(out)
 
     def apply(self, info: LayerInfo, x: Any) -> Any:
+        before, reshapes = len(self.states), self.reshape_index
+        y = self._apply(info, x)
+        if self._first_open and info.role not in (Role.INPUT, Role.MASKING, Role.INERT):
+            if self.first is None and info.role is Role.CAUSAL_CONV:
+                names = tuple(f"conv1d_{info.index}_{part}" for part in ("frame", "window", "shift", "step", "out"))
+                self.first = FirstLayer(names, tuple(s.name for s in self.states[before:]))
+            elif self.first is not None and info.role is Role.PER_STEP:
+                inner = info.layer.layer if hasattr(info.layer, "layer") else info.layer  # TimeDistributed
+                names = (inner.name,) + tuple(f"step_{io}_{k}" for k in range(reshapes + 1, self.reshape_index + 1) for io in ("in", "out"))
+                self.first = FirstLayer(self.first.layers + names, self.first.states)
+            else:
+                self._first_open = False
+        return y
+
+    def _apply(self, info: LayerInfo, x: Any) -> Any:
         layer = info.layer
         if info.role is Role.FUTURE:
             raise ConversionError(f"{future_problem(layer)}; it cannot stream, convert with --window")
@@ -347,7 +382,7 @@ def build_step_model(model: Any) -> StepModel:
     if not chain.states:
         raise ConversionError(f"model {model.name!r} has no recurrent layer; nothing to stream")
     step = keras.Model({in_name: frame, **chain.state_inputs}, [x, *chain.state_outputs], name=f"{model.name}_step")
-    return StepModel(step, in_name, (1, *step_shape), tuple(chain.states), kind, mask_value=mask_value(model))
+    return StepModel(step, in_name, (1, *step_shape), tuple(chain.states), kind, mask_value=mask_value(model), first=chain.first)
 
 
 def split_step_model(model: Any) -> tuple[StepModel, StepModel]:

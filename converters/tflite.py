@@ -132,9 +132,9 @@ def _convert_keeping_float(conv: Any, island: FloatIsland) -> tuple[bytes, set[s
         output_data_type=tf.float32,
         denylisted_nodes=deny,
     )
-    rewired, floats = _float_state_io(quantized, island.pairs)
+    rewired, floats = _float_state_io(quantized, island.pairs, island.inputs)
     if io not in (None, tf.float32):
-        rewired = _integer_io(rewired, io, {name for name, _ in island.pairs})
+        rewired = _integer_io(rewired, io, {name for name, _ in island.pairs} | set(island.inputs))
     return rewired, floats | set(deny)
 
 
@@ -168,7 +168,8 @@ def float_island_nodes(calibrated: bytes, island: FloatIsland) -> list[str]:
     """Names of the tensors the quantizer must leave float: those of the island's layers and its state outputs."""
     outputs = _signature_tensors(calibrated)[1]
     names = _tensor_names(calibrated)
-    inside = re.compile(r"(^|/)(" + "|".join(map(re.escape, island.layers)) + ")")
+    # a layer's name as a whole path component, with Keras's call index (``bn_0_1``): ``bn_1`` is not ``bn_10``
+    inside = re.compile(r"(^|/)(" + "|".join(map(re.escape, island.layers)) + r")(_\d+)?(/|;|:|$)")
     return sorted({n for n in names if inside.search(n)} | {names[outputs[out]] for _, out in island.pairs})
 
 
@@ -202,8 +203,9 @@ def _signature_tensors(flatbuffer: bytes) -> tuple[dict[str, int], dict[str, int
     return {dec(t.name): t.tensorIndex for t in sig.inputs}, {dec(t.name): t.tensorIndex for t in sig.outputs}
 
 
-def _float_state_io(flatbuffer: bytes, pairs: tuple[tuple[str, str], ...]) -> tuple[bytes, set[str]]:
-    """Feed each float state input straight to its float consumers and output each float state's float tensor.
+def _float_state_io(flatbuffer: bytes, pairs: tuple[tuple[str, str], ...], inputs: tuple[str, ...] = ()) -> tuple[bytes, set[str]]:
+    """Feed each float state input (and each of ``inputs``) straight to its float consumers and output each float
+    state's float tensor.
 
     Raises:
         ConversionError: a state did not stay float32 (the quantizer changed its shape of graph).
@@ -224,9 +226,8 @@ def _float_state_io(flatbuffer: bytes, pairs: tuple[tuple[str, str], ...]) -> tu
     def consumers(tensor: int) -> list[Any]:
         return [op for op in ops if tensor in list(op.inputs)]
 
-    floats: set[str] = set()
-    for in_name, out_name in pairs:
-        i = ins[in_name].tensorIndex
+    def feed(i: int) -> None:
+        """Connect input tensor ``i``'s float consumers to it, past the QUANTIZE -> DEQUANTIZE the quantizer added."""
         for q_op in [op for op in consumers(i) if code[op.opcodeIndex] == quantize]:
             q = q_op.outputs[0]
             for dq_op in [op for op in consumers(q) if code[op.opcodeIndex] == dequantize]:
@@ -236,6 +237,17 @@ def _float_state_io(flatbuffer: bytes, pairs: tuple[tuple[str, str], ...]) -> tu
                 ops.remove(dq_op)
             if not consumers(q):
                 ops.remove(q_op)
+
+    floats: set[str] = set()
+    for name in inputs:
+        i = ins[name].tensorIndex
+        feed(i)
+        if graph.tensors[i].type != schema.TensorType.FLOAT32:
+            raise ConversionError(f"input {name!r} did not stay float32 in the quantized graph")
+        floats.add(dec(graph.tensors[i].name))
+    for in_name, out_name in pairs:
+        i = ins[in_name].tensorIndex
+        feed(i)
         o = outs[out_name].tensorIndex
         producer = next((op for op in ops if o in list(op.outputs)), None)
         if producer is not None and code[producer.opcodeIndex] == quantize:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import subprocess
 import sys
@@ -247,7 +249,8 @@ def test_int8_keeps_the_recurrent_state_float(name: str, runs: dict[str, Path], 
 
 
 def test_tcn_int8_keeps_the_running_mean_float(runs: dict[str, Path], tmp_path: Path) -> None:
-    """Convolutions and classifier in int8; the running mean in float32, exact over a long stream.
+    """Convolutions and classifier in int8; the running mean in float32, exact over a long stream; the samples,
+    the first convolution and its buffer in float32 unless ``first_layer="int8"``.
 
     In int8 the increment (x - m) / n of the mean falls below one quantization
     step after a few dozen steps and the mean freezes: the 600-step sequence
@@ -262,7 +265,9 @@ def test_tcn_int8_keeps_the_running_mean_float(runs: dict[str, Path], tmp_path: 
     i8 = convert_run(runs["test_tcn"], tmp_path / "i8", options)
     b = read_bundle(i8)
     dtypes = {s.name: s.dtype for s in b.graphs[0].inputs}
-    assert dtypes == {"sample": "int8", "buffer_0": "int8", "buffer_1": "int8", "pool_0_mean": "float32", "pool_0_count": "float32"}
+    assert dtypes == {"sample": "float32", "buffer_0": "float32", "buffer_1": "int8", "pool_0_mean": "float32", "pool_0_count": "float32"}
+    all_int8 = read_bundle(convert_run(runs["test_tcn"], tmp_path / "all", replace(options, first_layer="int8", verify=False)))
+    assert {s.name: s.dtype for s in all_int8.graphs[0].inputs} == {**dtypes, "sample": "int8", "buffer_0": "int8"}
     v = _verify(i8)
     assert v["agreement"] == 1.0 and v["long_stream"]["step_agreement"] >= 0.97
     model = load_keras_model(runs["test_tcn"] / "model.keras")

@@ -46,6 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="int8 bundles: keep each LSTM cell state / GRU state and its element-wise update float32 "
                         "(float, default: the state keeps its resolution over long streams) or quantize them too "
                         "(int8: all-integer, for accelerators that run nothing else)")
+    p.add_argument("--first-layer", choices=("auto", "float", "int8"), default=d.first_layer,
+                   help="int8 sensor models that start with a causal convolution: keep the samples, that convolution "
+                        "and its input buffer float32 (float: an int8 sample's rounding does not average out over a "
+                        "slowly varying signal), quantize them too (int8: all-integer), or auto (default): float for "
+                        "convolutional models such as tcn, int8 for recurrent ones such as rnn (measured worse there)")
     p.add_argument("--verify-sequences", type=int, default=d.verify_sequences, help="test sequences to verify on (0: the whole test split)")
     p.add_argument("--stream-steps", type=int, default=d.stream_steps, help="length of the no-reset verification stream")
     p.add_argument("--no-verify", dest="verify", action="store_false", help=f"skip {VERIFY_REPORT}")
@@ -80,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision, calibration_samples=args.calibration_samples, calibration_stream=args.calibration_stream,
         cell_range_percentile=args.cell_range_percentile,
         recurrent_state=args.recurrent_state,
+        first_layer=args.first_layer,
         seed=args.seed, mode=args.mode, verify=args.verify, verify_sequences=args.verify_sequences, stream_steps=args.stream_steps,
     )
     if args.strict and not args.verify:

@@ -15,8 +15,10 @@ streaming contract in :mod:`training.models`)::
     classifier             Dense softmax
 
 Streaming state: a buffer of the last ``(kernel - 1) * dilation`` inputs per
-convolution (int8 in an int8 bundle), and the running mean with its step count
-(float32 in every bundle: see :class:`training.models.layers.RunningMeanStep`).
+convolution (int8 in an int8 bundle, but for the first convolution's: it holds
+raw samples, which an int8 bundle keeps float32 with that convolution, see
+``convert --first-layer``), and the running mean with its step count (float32 in
+every bundle: see :class:`training.models.layers.RunningMeanStep`).
 
 BatchNorm momentum is 0.9, not Keras's 0.99: a UCR training set of 50 series is
 3 batches per epoch, and with 0.99 the moving statistics are still far from the
