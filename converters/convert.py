@@ -22,6 +22,7 @@ from converters.calibrate import (
 )
 from converters.formats import Format, get_format
 from converters.streaming import (
+    RECURRENT_FLOAT_KINDS,
     FloatIsland,
     StepModel,
     build_step_model,
@@ -270,7 +271,7 @@ def _island(g: Graph, options: ConvertOptions) -> FloatIsland:
     if not g.fmt.calibrate:
         return FloatIsland()
     int8 = g.fmt.ops == "int8" and g.fmt.io_type == "int8"
-    recurrent = any(s.kind in ("lstm_h", "lstm_c", "gru_h") for s in g.step.states)
+    recurrent = any(s.kind in RECURRENT_FLOAT_KINDS for s in g.step.states)  # every LSTM has its c, every GRU its h
     first = options.first_layer == "float" or options.first_layer == "auto" and not recurrent
     return g.step.float_island(recurrent=int8 and options.recurrent_state == "float", first=int8 and first)
 

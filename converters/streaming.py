@@ -249,6 +249,7 @@ class _Chain:
         self.reshape_index = 0
         self.first: FirstLayer | None = None  # see StepModel.first
         self._first_open = True  # still at the raw samples or inside the first layer's per-step tail
+        self._made: list[str] = []  # names of the layers the causal-conv and per-step forms built, in order
 
     def _add_state(self, name: str, shape: tuple[int, ...]) -> Any:
         import keras
@@ -262,19 +263,22 @@ class _Chain:
         self.state_outputs.append(out)
 
     def apply(self, info: LayerInfo, x: Any) -> Any:
-        before, reshapes = len(self.states), self.reshape_index
+        states, made = len(self.states), len(self._made)
         y = self._apply(info, x)
         if self._first_open and info.role not in (Role.INPUT, Role.MASKING, Role.INERT):
+            names = tuple(self._made[made:])
             if self.first is None and info.role is Role.CAUSAL_CONV:
-                names = tuple(f"conv1d_{info.index}_{part}" for part in ("frame", "window", "shift", "step", "out"))
-                self.first = FirstLayer(names, tuple(s.name for s in self.states[before:]))
+                self.first = FirstLayer(names, tuple(s.name for s in self.states[states:]))
             elif self.first is not None and info.role is Role.PER_STEP:
-                inner = info.layer.layer if hasattr(info.layer, "layer") else info.layer  # TimeDistributed
-                names = (inner.name,) + tuple(f"step_{io}_{k}" for k in range(reshapes + 1, self.reshape_index + 1) for io in ("in", "out"))
                 self.first = FirstLayer(self.first.layers + names, self.first.states)
             else:
                 self._first_open = False
         return y
+
+    def _built(self, layer: Any) -> Any:
+        """``layer``, its name noted as built for this step (what :attr:`first` lists)."""
+        self._made.append(layer.name)
+        return layer
 
     def _apply(self, info: LayerInfo, x: Any) -> Any:
         layer = info.layer
@@ -297,13 +301,13 @@ class _Chain:
         import keras
 
         if isinstance(layer, keras.layers.TimeDistributed):
-            return layer.layer(x)
+            return self._built(layer.layer)(x)
         built_on = layer.input[0] if isinstance(layer.input, (list, tuple)) else layer.input  # (x, mask) after Masking
         if len(built_on.shape) != 3:
-            return layer(x)
+            return self._built(layer)(x)
         self.reshape_index += 1
-        y = layer(keras.layers.Reshape((1, int(x.shape[-1])), name=f"step_in_{self.reshape_index}")(x))
-        return keras.layers.Reshape((int(y.shape[-1]),), name=f"step_out_{self.reshape_index}")(y)
+        y = self._built(layer)(self._built(keras.layers.Reshape((1, int(x.shape[-1])), name=f"step_in_{self.reshape_index}"))(x))
+        return self._built(keras.layers.Reshape((int(y.shape[-1]),), name=f"step_out_{self.reshape_index}"))(y)
 
     def _rnn(self, info: LayerInfo, x: Any) -> Any:
         ins = [self._add_state(s.name, (1, *s.shape)) for s in info.states]
@@ -329,15 +333,15 @@ class _Chain:
             raise ConversionError(f"layer {layer.name!r}: Conv1D with strides={strides} drops steps; it cannot stream one step at a time")
         channels = int(x.shape[-1])
         cfg.update(name=f"conv1d_{i}_step", padding="valid")
-        conv = keras.layers.Conv1D.from_config(cfg)
-        window = keras.layers.Reshape((1, channels), name=f"conv1d_{i}_frame")(x)
+        conv = self._built(keras.layers.Conv1D.from_config(cfg))
+        window = self._built(keras.layers.Reshape((1, channels), name=f"conv1d_{i}_frame"))(x)
         for s in info.states:  # the buffer of the last (k-1)*dilation inputs, if any
             buf = self._add_state(s.name, (1, *s.shape))
-            window = keras.layers.Concatenate(axis=1, name=f"conv1d_{i}_window")([buf, window])
-            self._bind(s.name, s.kind, (1, *s.shape), keras.layers.Cropping1D((1, 0), name=f"conv1d_{i}_shift")(window))
+            window = self._built(keras.layers.Concatenate(axis=1, name=f"conv1d_{i}_window"))([buf, window])
+            self._bind(s.name, s.kind, (1, *s.shape), self._built(keras.layers.Cropping1D((1, 0), name=f"conv1d_{i}_shift"))(window))
         y = conv(window)
         conv.set_weights(layer.get_weights())
-        return keras.layers.Reshape((int(y.shape[-1]),), name=f"conv1d_{i}_out")(y)
+        return self._built(keras.layers.Reshape((int(y.shape[-1]),), name=f"conv1d_{i}_out"))(y)
 
 
     def _pool(self, info: LayerInfo, x: Any) -> Any:
