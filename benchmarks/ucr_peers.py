@@ -76,24 +76,26 @@ def _peers_via(python: str, name: str) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _session_accuracy(bundle: Path, dataset: Any) -> tuple[float, list[int], float]:
-    """Stream each test sequence from zero state; (accuracy, decisions, median per-step µs)."""
+def _session_accuracy(bundle: Path, dataset: Any) -> tuple[float, Any, float]:
+    """Stream each test sequence from zero state; (accuracy, probabilities after each sequence's last step,
+    median per-step µs)."""
     import numpy as np
 
     from edge.bundle import read_bundle
     from edge.streaming import StreamingSession
 
     session = StreamingSession(read_bundle(bundle), num_threads=1)
-    decisions, times = [], []
+    probs, times = [], []
     for x, length in zip(dataset.test.x, dataset.test.lengths):
         session.reset()
         result = None
         for sample in x[len(x) - int(length):]:
             result = session.step(sample)
             times.append(result.finished - result.started)
-        decisions.append(result.index)
-    acc = float(np.mean(np.array(decisions) == dataset.test.y))
-    return acc, decisions, statistics.median(times) * 1e6
+        probs.append(result.probability_list())
+    p = np.array(probs)
+    acc = float(np.mean(p.argmax(1) == dataset.test.y))
+    return acc, p, statistics.median(times) * 1e6
 
 
 def ours(name: str, model: str, seed: int, root: Path, recurrent_state: str = "float", val: float | None = None) -> dict[str, Any]:
@@ -102,6 +104,7 @@ def ours(name: str, model: str, seed: int, root: Path, recurrent_state: str = "f
 
     from converters.convert import ConvertOptions
     from converters.isolate import convert_run
+    from edge.metrics import disagreements
     from edge.rundir import RunDir
     from training.data import load_dataset
     from training.train import TrainConfig, train
@@ -113,7 +116,7 @@ def ours(name: str, model: str, seed: int, root: Path, recurrent_state: str = "f
     card = RunDir(run).card()
     row: dict[str, Any] = {"problem": name, "model": model, "seed": seed, "keras": card.metrics.test_accuracy,
                            "train_s": round(wall, 1), "epochs": card.metrics.epochs_run}
-    decisions = {}
+    probs = {}
     for precision in ("float32", "int8"):
         try:
             options = ConvertOptions(precision, verify=False, recurrent_state=recurrent_state)
@@ -122,10 +125,11 @@ def ours(name: str, model: str, seed: int, root: Path, recurrent_state: str = "f
             row[precision] = None
             row[f"{precision}_error"] = str(exc).splitlines()[0][:200]
             continue
-        acc, decisions[precision], us = _session_accuracy(bundle, dataset)
+        acc, probs[precision], us = _session_accuracy(bundle, dataset)
         row[precision], row[f"{precision}_step_us"] = acc, round(us, 1)
-    if len(decisions) == 2:
-        row["int8_agreement"] = float(np.mean(np.array(decisions["int8"]) == np.array(decisions["float32"])))
+    if len(probs) == 2:
+        row["int8_agreement"] = float(np.mean(probs["int8"].argmax(1) == probs["float32"].argmax(1)))
+        row["int8_disagreements"] = disagreements(probs["int8"], probs["float32"])
     return row
 
 
@@ -161,14 +165,14 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(ours(name, model, seed, Path(tmp), args.recurrent_state, args.val))
                     print(f"{name}: {rows[-1]}", flush=True)
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cpus, {_cpu()}; {platform.platform()}")
-    header = (f"{'problem':22s} {'model':5s} {'seed':>4s} {'keras':>6s} {'float32':>7s} {'int8':>6s} {'agree':>6s} "
+    header = (f"{'problem':22s} {'model':5s} {'seed':>4s} {'keras':>6s} {'float32':>7s} {'int8':>6s} {'agree':>6s} {'lead':>6s} "
               f"{'train s':>7s} {'f32 us':>7s} {'int8 us':>7s} {'1NN-DTW':>7s} {'ROCKET':>7s}")
     print(header)
     print("-" * len(header))
     for r in rows:
         peer = peer_rows.get(r["problem"], {})
         print(f"{r['problem']:22s} {r['model']:5s} {r['seed']:4d} {_fmt(r['keras']):>6s} {_fmt(r.get('float32')):>7s} "
-              f"{_fmt(r.get('int8')):>6s} {_fmt(r.get('int8_agreement')):>6s} {r['train_s']:7.1f} "
+              f"{_fmt(r.get('int8')):>6s} {_fmt(r.get('int8_agreement')):>6s} {_lead(r):>6s} {r['train_s']:7.1f} "
               f"{_fmt(r.get('float32_step_us'), '.1f'):>7s} {_fmt(r.get('int8_step_us'), '.1f'):>7s} "
               f"{_fmt(peer.get('dtw')):>7s} {_fmt(peer.get('rocket')):>7s}")
     errors = {k: v["error"] for k, v in peer_rows.items() if "error" in v}
@@ -177,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "peers": peer_rows}, indent=2) + "\n")
     return 0
+
+
+def _lead(row: dict[str, Any]) -> str:
+    """The float32 bundle's largest lead of its top class over its second where int8 decides otherwise."""
+    leads = row.get("int8_disagreements", {}).get("reference_leads")
+    return _fmt(leads[0]) if leads else "-"
 
 
 def _cpu() -> str:

@@ -24,6 +24,7 @@ from edge import adapters
 from edge.compat import debugger_interpreter, ops_details
 from edge.bundle import Mode, read_bundle
 from edge.bundle.verify_report import RATIO_TOLERANCE, FrameByFrame, LongStream, ProbError, StateDrift, VerifyReport
+from edge.metrics import describe_disagreements, disagreements
 from edge.streaming import StreamingSession
 
 DEBUG_SAMPLES = 100
@@ -115,6 +116,7 @@ def verify_bundle(
         mode=session.mode.value,
         sequences=int(n),
         agreement=float(np.mean(lite_pred == keras_pred)),
+        disagreements=disagreements(lp, keras_probs),
         accuracy_keras=float(np.mean(keras_pred == y)),
         accuracy_tflite=float(np.mean(lite_pred == y)),
         prob_error=ProbError(float(err.max()), float(err.mean())),
@@ -280,7 +282,8 @@ def _warnings(report: VerifyReport) -> list[str]:
     if report.degenerate:
         out.append("degenerate output: the converted model predicts one class for every test sequence")
     if report.agreement < 0.97 - RATIO_TOLERANCE:
-        out.append(f"top-1 agreement with Keras {report.agreement:.3f} is below 0.97")
+        differ = f" ({describe_disagreements(report.disagreements, 'Keras')})" if report.disagreements else ""
+        out.append(f"top-1 agreement with Keras {report.agreement:.3f} is below 0.97{differ}")
     if abs(report.accuracy_tflite - report.accuracy_keras) > 0.02 + RATIO_TOLERANCE:  # exactly 2 points is within
         out.append(f"accuracy {report.accuracy_tflite:.3f} differs from Keras {report.accuracy_keras:.3f} by more than 2 points")
     stream = report.long_stream

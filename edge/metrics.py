@@ -43,7 +43,7 @@ def classification_scores(y_true: np.ndarray, probs: np.ndarray, num_classes: in
 
 
 def agreement(probs: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
-    """Top-1 agreement with reference probabilities and the absolute probability error."""
+    """Top-1 agreement with reference probabilities, the absolute probability error and the disagreements."""
     probs, reference = np.asarray(probs, np.float64), np.asarray(reference, np.float64)
     if probs.shape != reference.shape:
         raise ValueError(f"probabilities {probs.shape} and reference {reference.shape} differ in shape")
@@ -51,4 +51,26 @@ def agreement(probs: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
     return {
         "agreement_with_float": float(np.mean(probs.argmax(1) == reference.argmax(1))),
         "prob_error": {"mean": float(err.mean()), "max": float(err.max())},
+        "disagreements": disagreements(probs, reference),
     }
+
+
+def disagreements(probs: np.ndarray, reference: np.ndarray, keep: int = 10) -> dict[str, Any]:
+    """Where the top-1 classes differ: how many, and by how much the reference's top class led its second
+    there (``reference_leads``, largest first, at most ``keep``).
+
+    A lead near 0 is a tie in the reference itself, which any rounding can break; a large one means the
+    converted model changed a decision the reference was sure of."""
+    probs, reference = np.asarray(probs, np.float64), np.asarray(reference, np.float64)
+    differ = probs.argmax(1) != reference.argmax(1)
+    top2 = np.sort(reference[differ], axis=1)[:, -2:] if reference.shape[1] > 1 else np.zeros((0, 2))
+    leads = sorted((float(b - a) for a, b in top2), reverse=True)
+    return {"count": int(differ.sum()), "reference_leads": [round(v, 4) for v in leads[:keep]]}
+
+
+def describe_disagreements(d: dict[str, Any], reference: str = "reference", shown: int = 3) -> str:
+    """``"2 differ: reference led by 0.044, 0.019"``; empty when none differ."""
+    if not d["count"]:
+        return ""
+    leads = ", ".join(f"{v:.3f}" for v in d["reference_leads"][:shown]) + (", ..." if d["count"] > shown else "")
+    return f"{d['count']} {'differs' if d['count'] == 1 else 'differ'}: {reference} led by {leads}"

@@ -206,6 +206,8 @@ def test_lstm_stack_int8_streaming_bundle(runs: dict[str, Path], tmp_path: Path)
     assert b.manifest.files[VERIFY_REPORT].sha256 == sha256_file(i8 / VERIFY_REPORT)
     v = _verify(i8)
     assert v["sequences"] == 6 and v["long_stream"]["steps"] >= 60
+    differ = v["disagreements"]  # a count of the 6 sequences, with Keras's lead over its second class at each
+    assert differ["count"] == round((1 - v["agreement"]) * 6) and len(differ["reference_leads"]) == differ["count"]
     assert set(v["long_stream"]["state_drift"]) == {s.name for s in b.states}
     worst = [w["rmse_over_scale"] for w in v["per_layer"][0]["worst"] if w["rmse_over_scale"] == w["rmse_over_scale"]]  # not NaN
     assert worst and worst == sorted(worst, reverse=True) and 0.0 < worst[0] < 100.0  # int8 rounds: some error, in steps
@@ -220,6 +222,7 @@ def test_lstm_stack_int8_streaming_bundle(runs: dict[str, Path], tmp_path: Path)
     assert "LSTM cell-state range" not in read_bundle(f32).manifest.calibration.states  # float32: nothing to search
     vf = _verify(f32)
     assert vf["agreement"] == 1.0 and vf["frame_by_frame"]["max_abs_prob_error"] < 1e-5
+    assert vf["disagreements"] == {"count": 0, "reference_leads": []}
     assert vf["long_stream"]["step_agreement"] == 1.0
     s = vf["long_stream"]  # same predictions -> same per-step accuracy against the labels of the sequences playing
     hits = s["step_accuracy_reference"] * s["steps"]  # a share of the steps, scored against the playing sequence's label
@@ -391,6 +394,10 @@ def test_verify_warnings_count_exactly_two_points_as_within() -> None:
     def report(keras: float, tflite: float, agreement: float) -> VerifyReport:
         return VerifyReport("int8", "streaming", 50, agreement, keras, tflite, ProbError(0.1, 0.01), False, 10)
 
+    from dataclasses import replace
+
+    assert _warnings(replace(report(0.74, 0.74, 0.96), disagreements={"count": 2, "reference_leads": [0.9, 0.01]})) == [
+        "top-1 agreement with Keras 0.960 is below 0.97 (2 differ: Keras led by 0.900, 0.010)"]
     assert _warnings(report(float(np.float32(0.74)), 0.76, 0.97)) == []
     assert _warnings(report(float(np.float32(0.36)), 0.38, 0.97)) == []
     assert len(_warnings(report(0.74, 0.78, 0.96))) == 2

@@ -12,7 +12,7 @@ import pytest
 
 from edge.errors import DataError
 from edge.evalsets import real_steps
-from edge.metrics import confusion_matrix, macro_f1
+from edge.metrics import agreement, confusion_matrix, describe_disagreements, macro_f1
 
 from conftest import TINY_SPEC
 
@@ -29,6 +29,16 @@ def test_macro_f1_and_confusion_by_hand() -> None:
     assert cm.tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]]
     # class 0: p=1/2 r=1/2 f=1/2; class 1: p=2/3 r=1 f=0.8; class 2: f=0; class 3 absent
     assert macro_f1(cm) == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+
+
+def test_disagreements_give_the_references_lead_where_top1_differs() -> None:
+    reference = np.array([[0.90, 0.05, 0.05], [0.51, 0.49, 0.00], [0.2, 0.3, 0.5], [0.40, 0.35, 0.25]])
+    converted = np.array([[0.30, 0.60, 0.10], [0.49, 0.51, 0.00], [0.2, 0.3, 0.5], [0.40, 0.35, 0.25]])
+    r = agreement(converted, reference)
+    assert r["agreement_with_float"] == 0.5
+    assert r["disagreements"] == {"count": 2, "reference_leads": [0.85, 0.02]}  # a sure decision changed, and a tie
+    assert describe_disagreements(r["disagreements"], "Keras") == "2 differ: Keras led by 0.850, 0.020"
+    assert describe_disagreements(agreement(reference, reference)["disagreements"]) == ""
 
 
 def test_real_steps_drops_front_padding_or_uses_lengths() -> None:

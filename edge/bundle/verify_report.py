@@ -81,6 +81,7 @@ class VerifyReport:
     long_stream: LongStream | None = None
     per_layer: list[dict[str, Any]] = field(default_factory=list)  # per integer graph: worst layers (free-form detail)
     warnings: tuple[str, ...] = ()
+    disagreements: dict[str, Any] | None = None  # edge.metrics.disagreements against Keras (absent in older bundles)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -25,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge.evaluate import evaluate_bundles, load_clipset, load_dataset_split, write_json
+    from edge.metrics import describe_disagreements
 
     data = load_clipset(args.clips) if args.clips else load_dataset_split(args.dataset, args.split)
     result = evaluate_bundles(args.bundles, data.subset(args.limit), num_threads=args.threads,
@@ -32,7 +33,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result['items']} items from {result['data']}; reference: {result['reference'] or 'none'}")
     for r in result["bundles"]:
         agree = r.get("agreement_with_float")
-        extra = f" agreement {agree:.3f} (prob err mean {r['prob_error']['mean']:.4f} max {r['prob_error']['max']:.4f})" if agree is not None else ""
+        extra = ""
+        if agree is not None:
+            differ = describe_disagreements(r["disagreements"])
+            extra = (f" agreement {agree:.3f} ({differ + '; ' if differ else ''}prob err mean {r['prob_error']['mean']:.4f} "
+                     f"max {r['prob_error']['max']:.4f})")
         print(f"{r['path']}: {r['precision']} {r['mode']} accuracy {r['accuracy']:.3f} macro-F1 {r['macro_f1']:.3f}{extra}; "
               f"p50 {r['latency_ms'].get('p50', float('nan')):.3f} ms/step, {r['energy_mj_per_frame']:.3f} mJ/step ({r['energy_source']})")
     if args.json:
