@@ -95,6 +95,7 @@ def verify_digest(bundle: Path) -> dict[str, Any] | None:
     stream = v.long_stream
     return {
         "agreement_with_keras": v.agreement,
+        "disagreements": v.disagreements,  # None for bundles converted before verify.json kept them
         "sequences": v.sequences,
         "accuracy_keras": v.accuracy_keras,
         "accuracy_converted": v.accuracy_tflite,

@@ -174,5 +174,9 @@ def test_report_opens_with_a_summary_and_shows_the_conversion_check(bench_runs: 
     row = next(r for r in doc["results"] if r["precision"] == "int8" and r["mode"] == "streaming")
     assert row["verify"]["long_stream_agreement"] == verify["long_stream"]["step_agreement"]
     assert row["verify"]["agreement_with_keras"] == verify["agreement"]
+    differ = verify["disagreements"]
+    assert row["verify"]["disagreements"] == differ
+    cell = f"{verify['agreement']:.3f}" + (f" ({differ['count']} differ, lead up to {differ['reference_leads'][0]:.3f})" if differ["count"] else "")
+    assert f"| {cell} |" in md
     assert "## Conversion check against the Keras model" in md
 
