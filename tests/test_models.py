@@ -103,6 +103,20 @@ def test_application_backbones_use_fast_settling_batchnorm(backbone: str) -> Non
     assert model.output.shape[-1] == make_config("cnn").num_classes
 
 
+def test_rnn_trains_with_noise_on_its_front_end_that_the_step_model_leaves_out() -> None:
+    import keras
+
+    from converters.streaming import build_step_model
+
+    model = create_model("rnn", make_config("rnn", {"features": "3", "num_classes": "3"}))
+    names = [layer.name for layer in model.layers]
+    assert names.index("mask") < names.index("noise") < names.index("conv_bn")
+    assert isinstance(model.get_layer("noise"), keras.layers.GaussianNoise) and model.get_layer("noise").stddev == 0.1
+    assert "noise" not in {layer.name for layer in build_step_model(model).model.layers}  # identity at inference
+    quiet = create_model("rnn", make_config("rnn", {"features": "3", "num_classes": "3", "noise": "0"}))
+    assert "noise" not in {layer.name for layer in quiet.layers}
+
+
 @pytest.mark.parametrize("name", ["test_rnn", "test_rnn_gru", "rnn", "test_tcn", "tcn"])
 def test_front_padded_masked_sequence_equals_real_steps_alone(name: str) -> None:
     """The variable-length rule: output(padded + masked) == output(real steps only, zero state)."""
