@@ -63,7 +63,7 @@ def disagreements(probs: np.ndarray, reference: np.ndarray, keep: int = 10) -> d
     converted model changed a decision the reference was sure of."""
     probs, reference = np.asarray(probs, np.float64), np.asarray(reference, np.float64)
     differ = probs.argmax(1) != reference.argmax(1)
-    top2 = np.sort(reference[differ], axis=1)[:, -2:] if reference.shape[1] > 1 else np.zeros((0, 2))
+    top2 = np.sort(reference[differ], axis=1)[:, -2:]  # (second, first) per differing row; none with one class
     leads = sorted((float(b - a) for a, b in top2), reverse=True)
     return {"count": int(differ.sum()), "reference_leads": [round(v, 4) for v in leads[:keep]]}
 
