@@ -98,7 +98,8 @@ def _session_accuracy(bundle: Path, dataset: Any) -> tuple[float, Any, float]:
     return acc, p, statistics.median(times) * 1e6
 
 
-def ours(name: str, model: str, seed: int, root: Path, recurrent_state: str = "float", val: float | None = None) -> dict[str, Any]:
+def ours(name: str, model: str, seed: int, root: Path, recurrent_state: str = "float", val: float | None = None,
+         overrides: dict[str, str] | None = None) -> dict[str, Any]:
     """Train, convert float32 + int8, stream the test split through both bundles."""
     import numpy as np
 
@@ -111,7 +112,7 @@ def ours(name: str, model: str, seed: int, root: Path, recurrent_state: str = "f
 
     dataset = load_dataset(f"ucr:{ucr_archive(name)}" + ("" if val is None else f",val={val:g}"))
     t0 = time.perf_counter()
-    run = train(model, dataset.spec, root / f"{name}-{model}-{seed}", TrainConfig(seed=seed), progress=lambda m: None, dataset=dataset)
+    run = train(model, dataset.spec, root / f"{name}-{model}-{seed}", TrainConfig(seed=seed, overrides=dict(overrides or {})), progress=lambda m: None, dataset=dataset)
     wall = time.perf_counter() - t0
     card = RunDir(run).card()
     row: dict[str, Any] = {"problem": name, "model": model, "seed": seed, "keras": card.metrics.test_accuracy,
@@ -149,8 +150,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="the int8 bundle's recurrent state (convert --recurrent-state)")
     p.add_argument("--val", type=float, default=None,
                    help="fraction of TRAIN held out per class for validation (default: the ucr loader's, see training.data.ucr)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="model config override for every model trained, as in `hybrid-edge train --set`")
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = p.parse_args(argv)
+    if any("=" not in kv for kv in args.set):
+        p.error("--set takes KEY=VALUE")
     if args.peers_only:
         print(json.dumps(peers(args.peers_only)))
         return 0
@@ -162,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: peers {peer_rows[name]}", flush=True)
             for model in args.models:
                 for seed in args.seeds:
-                    rows.append(ours(name, model, seed, Path(tmp), args.recurrent_state, args.val))
+                    rows.append(ours(name, model, seed, Path(tmp), args.recurrent_state, args.val,
+                                     dict(kv.split("=", 1) for kv in args.set)))
                     print(f"{name}: {rows[-1]}", flush=True)
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cpus, {_cpu()}; {platform.platform()}")
     header = (f"{'problem':22s} {'model':5s} {'seed':>4s} {'keras':>6s} {'float32':>7s} {'int8':>6s} {'agree':>6s} {'lead':>6s} "
