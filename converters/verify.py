@@ -325,4 +325,7 @@ def summary(report: VerifyReport) -> str:
         worst = ", ".join(f"{w['tensor']} ({w['rmse_over_scale']:.2f})" for w in layer_rep["worst"][:3])
         lines.append(f"layers    {layer_rep['graph']}: worst RMSE/scale: {worst}")
     lines += [f"WARNING   {w}" for w in report.warnings]
+    if report.warnings and report.precision != "float32":
+        lines.append("hint      `convert RUN --precision auto` converts every precision, verifies each like this and keeps "
+                     "the fastest within the accuracy budget (docs/converting.md, \"Choosing the precision\")")
     return "\n".join(lines)

@@ -401,3 +401,20 @@ def test_verify_warnings_count_exactly_two_points_as_within() -> None:
     assert _warnings(report(float(np.float32(0.74)), 0.76, 0.97)) == []
     assert _warnings(report(float(np.float32(0.36)), 0.38, 0.97)) == []
     assert len(_warnings(report(0.74, 0.78, 0.96))) == 2
+
+
+def test_a_summary_with_warnings_points_to_the_precision_search() -> None:
+    """A bundle that misses a target says what to try next; one that holds them, or a float32 one, does not."""
+    from dataclasses import replace
+
+    from converters.verify import _warnings, summary
+    from edge.bundle.verify_report import ProbError, VerifyReport
+
+    missed = VerifyReport("int8", "streaming", 50, 0.96, 0.74, 0.74, ProbError(0.1, 0.01), False, 10)
+    missed = replace(missed, warnings=tuple(_warnings(missed)))
+    lines = summary(missed).splitlines()
+    assert lines[-2].startswith("WARNING   top-1 agreement with Keras 0.960")
+    assert lines[-1].startswith("hint      `convert RUN --precision auto`")
+    held = VerifyReport("int8", "streaming", 50, 1.0, 0.74, 0.74, ProbError(0.1, 0.01), False, 10)
+    assert "hint" not in summary(held)
+    assert "hint" not in summary(replace(missed, precision="float32"))
