@@ -112,7 +112,8 @@ def ours(name: str, model: str, seed: int, root: Path, recurrent_state: str = "f
 
     dataset = load_dataset(f"ucr:{ucr_archive(name)}" + ("" if val is None else f",val={val:g}"))
     t0 = time.perf_counter()
-    run = train(model, dataset.spec, root / f"{name}-{model}-{seed}", TrainConfig(seed=seed, overrides=dict(overrides or {})), progress=lambda m: None, dataset=dataset)
+    run = train(model, dataset.spec, root / f"{name}-{model}-{seed}", TrainConfig(seed=seed, overrides=dict(overrides or {})),
+                progress=lambda m: None, dataset=dataset)
     wall = time.perf_counter() - t0
     card = RunDir(run).card()
     row: dict[str, Any] = {"problem": name, "model": model, "seed": seed, "keras": card.metrics.test_accuracy,
