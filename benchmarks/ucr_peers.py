@@ -101,11 +101,9 @@ def _session_accuracy(bundle: Path, dataset: Any) -> tuple[float, Any, float]:
 def ours(name: str, model: str, seed: int, root: Path, recurrent_state: str = "float", val: float | None = None,
          overrides: dict[str, str] | None = None) -> dict[str, Any]:
     """Train, convert float32 + int8, stream the test split through both bundles."""
-    import numpy as np
-
     from converters.convert import ConvertOptions
     from converters.isolate import convert_run
-    from edge.metrics import disagreements
+    from edge.metrics import agreement
     from edge.rundir import RunDir
     from training.data import load_dataset
     from training.train import TrainConfig, train
@@ -130,8 +128,8 @@ def ours(name: str, model: str, seed: int, root: Path, recurrent_state: str = "f
         acc, probs[precision], us = _session_accuracy(bundle, dataset)
         row[precision], row[f"{precision}_step_us"] = acc, round(us, 1)
     if len(probs) == 2:
-        row["int8_agreement"] = float(np.mean(probs["int8"].argmax(1) == probs["float32"].argmax(1)))
-        row["int8_disagreements"] = disagreements(probs["int8"], probs["float32"])
+        compared = agreement(probs["int8"], probs["float32"])
+        row["int8_agreement"], row["int8_disagreements"] = compared["agreement_with_float"], compared["disagreements"]
     return row
 
 
