@@ -14,6 +14,12 @@ selection sequences (validation, then training sequences: never the test split
 the bundle is verified on) through each candidate exactly as the runtime does
 (quantized inputs, state fed back through its tensor encodings), and keeps the
 candidate whose final probabilities are closest to the float model's.
+
+:func:`search_gates` does the same for the int8 range of the gate
+pre-activations (``x·W + b`` and the gate sum, which sigmoid and tanh read):
+calibration sets it from the extremes, a long tail where those functions are
+flat; each candidate narrows it by a factor (:func:`converters.tflite.narrow_gate_ranges`,
+a rescale of the same flatbuffer: no conversion per candidate).
 """
 
 from __future__ import annotations
@@ -27,13 +33,16 @@ from converters.bundle import tensor_specs
 
 #: percentiles of |c| tried, widest first (ties keep the wider range)
 CANDIDATES = (100.0, 99.0, 97.0, 94.0, 90.0, 80.0, 70.0)
+#: factors tried on the calibrated gate pre-activation range, widest first (ties keep the wider range)
+GATE_FACTORS = (1.0, 0.8, 0.65, 0.5, 0.4)
 #: sequences streamed per candidate (validation first, then training sequences)
 SELECTION_SEQUENCES = 48
 
 
 @dataclass(frozen=True)
 class Trial:
-    """One candidate percentile: mean L1 distance of final probabilities to Keras, and top-1 agreement."""
+    """One candidate (a percentile of |c|, or a gate range factor): mean L1 distance of final probabilities to
+    Keras, and top-1 agreement."""
 
     percentile: float
     prob_l1: float
@@ -86,16 +95,28 @@ def search(step: Any, convert: Callable[[float], bytes], sequences: list[np.ndar
     clipped at percentile ``p``; ``reference`` holds the float model's final
     probabilities for ``sequences``.
     """
+    return _best(step, ((p, lambda p=p: convert(p)) for p in candidates), sequences, reference)
+
+
+def search_gates(step: Any, flatbuffer: bytes, sequences: list[np.ndarray], reference: np.ndarray,
+                 factors: tuple[float, ...] = GATE_FACTORS) -> tuple[float, bytes, list[Trial]]:
+    """The best gate pre-activation range factor for the int8 ``flatbuffer``, its flatbuffer, and every trial."""
+    from converters.tflite import narrow_gate_ranges
+
+    return _best(step, ((f, lambda f=f: narrow_gate_ranges(flatbuffer, f)) for f in factors), sequences, reference)
+
+
+def _best(step: Any, candidates: Any, sequences: list[np.ndarray], reference: np.ndarray) -> tuple[float, bytes, list[Trial]]:
     states = list(step.state_pairs)
     best: tuple[float, float, bytes] | None = None
     trials = []
-    for p in candidates:
-        flatbuffer = convert(p)
+    for value, make in candidates:
+        flatbuffer = make()
         got = _stream(flatbuffer, sequences, step.frame_input, states, step.mask_value)
         l1 = float(np.abs(got - reference).sum(axis=1).mean())
-        trials.append(Trial(p, l1, float(np.mean(got.argmax(1) == reference.argmax(1)))))
+        trials.append(Trial(value, l1, float(np.mean(got.argmax(1) == reference.argmax(1)))))
         if best is None or l1 < best[1]:
-            best = (p, l1, flatbuffer)
+            best = (value, l1, flatbuffer)
     assert best is not None
     return best[0], best[2], trials
 
@@ -105,3 +126,10 @@ def describe(chosen: float, trials: list[Trial], sequences: int) -> str:
     tried = ", ".join(f"{t.percentile:g}: {t.prob_l1:.4f}" for t in trials)
     return (f"LSTM cell-state range: {chosen:g}th percentile of |c|, chosen by the mean L1 distance of final probabilities "
             f"to Keras on {sequences} validation/training sequences ({tried})")
+
+
+def describe_gates(chosen: float, trials: list[Trial], sequences: int) -> str:
+    """One line for the manifest's calibration record."""
+    tried = ", ".join(f"{t.percentile:g}: {t.prob_l1:.4f}" for t in trials)
+    return (f"gate pre-activation range: {chosen:g} x the calibrated one, chosen by the mean L1 distance of final "
+            f"probabilities to Keras on {sequences} validation/training sequences ({tried})")

@@ -46,6 +46,7 @@ from edge.versions import library_versions
 CELL_RANGE_MODES = ("auto", "search")
 RECURRENT_STATES = ("float", "int8")
 FIRST_LAYERS = ("auto", "float", "int8")
+GATE_RANGES = ("auto", "search", "full")
 CLIP_CELL_PERCENTILE = 99.5
 
 
@@ -77,6 +78,10 @@ class ConvertOptions:
     # (with its BatchNorm and activation) and its input buffer float32; "int8" quantizes them too; "auto": float
     # for convolutional models (tcn: measured better), int8 for recurrent ones (rnn: measured worse)
     first_layer: str = "auto"
+    # int8 range of recurrent gate pre-activations (x·W + b and the gate sum): "full" keeps the calibrated extremes,
+    # "search" narrows it by the factor whose bundle streams closest to Keras (converters.cellrange), "auto": search
+    # for sensor sequences, full for clip models
+    gate_range: str = "auto"
 
 
 def check_options(options: ConvertOptions) -> Format:
@@ -95,6 +100,8 @@ def check_options(options: ConvertOptions) -> Format:
         raise ConversionError(f"--recurrent-state must be one of {', '.join(RECURRENT_STATES)}; got {options.recurrent_state!r}")
     if options.first_layer not in FIRST_LAYERS:
         raise ConversionError(f"--first-layer must be one of {', '.join(FIRST_LAYERS)}; got {options.first_layer!r}")
+    if options.gate_range not in GATE_RANGES:
+        raise ConversionError(f"--gate-range must be one of {', '.join(GATE_RANGES)}; got {options.gate_range!r}")
     if not 0.0 <= options.calibration_stream < 1.0:
         raise ConversionError(f"--calibration-stream must be in [0, 1), got {options.calibration_stream}")
     return fmt
@@ -195,20 +202,25 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
     x_train = pre.normalize(dataset.train.x)
     samples = _calibration(graphs, model, mode, x_train, options.calibration_samples, options.calibration_stream)
     searched: dict[int, bytes] = {}
-    cell_note = ""
+    notes: list[str] = []
     for i, (g, s) in enumerate(zip(graphs, samples)):
-        island = _island(g, options)
-        cells = [st for st in g.step.states if st.kind == "lstm_c" and st.name not in dict(island.pairs)]
-        if not (s and cells and g.fmt.ops == "int8"):  # int8 only: int16 has the resolution; a float cell needs no range
+        if not (s and g.fmt.ops == "int8"):  # int8 only: int16 has the resolution
             continue
+        island = _island(g, options)
+        sequence = g.step.input_kind == "sequence"
+        cells = [st for st in g.step.states if st.kind == "lstm_c" and st.name not in dict(island.pairs)]  # a float cell needs no range
         percentile = options.cell_range_percentile
         if percentile == "auto":
-            percentile = "search" if g.step.input_kind == "sequence" else CLIP_CELL_PERCENTILE
-        if percentile != "search":
-            if float(percentile) < 100:
-                samples[i] = clip_states(s, cells, float(percentile))
-            continue
-        searched[i], cell_note = _search_cell_range(g, s, cells, model, dataset, pre, what, options)
+            percentile = "search" if sequence else CLIP_CELL_PERCENTILE
+        if cells and percentile != "search" and float(percentile) < 100:
+            samples[i] = clip_states(s, cells, float(percentile))
+        search_cells = bool(cells) and percentile == "search"
+        search_gates = any(st.kind in ("lstm_h", "gru_h") for st in g.step.states) and (
+            options.gate_range == "search" or options.gate_range == "auto" and sequence)
+        if search_cells or search_gates:
+            searched[i], note = _search_ranges(g, samples[i], cells if search_cells else [], search_gates, model, dataset, pre,
+                                               what, options)
+            notes.append(note)
     graph_specs: list[GraphSpec] = []
     states: list[StateSpec] = []
     runtime = Runtime()
@@ -244,7 +256,7 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
             samples=len(calib) if calib else 0,
             states=("float model over whole train sequences, zero initial state included"
                     + (f"; {options.calibration_stream:.0%} of steps from a no-reset stream" if options.calibration_stream else "")
-                    + (f"; {cell_note}" if cell_note else "")
+                    + "".join(f"; {note}" for note in notes)
                     if mode is Mode.STREAMING else "none (stateless graph)"),
             stream_fraction=options.calibration_stream if mode is Mode.STREAMING else 0.0,
         ),
@@ -284,9 +296,10 @@ def _convert_one(g: Graph, samples: list[dict[str, np.ndarray]] | None, what: st
     return flatbuffer
 
 
-def _search_cell_range(g: Graph, samples: list[dict[str, np.ndarray]], cells: list[Any], model: Any, dataset: Any,
-                       pre: Preprocessing, what: str, options: ConvertOptions) -> tuple[bytes, str]:
-    """The int8 graph whose LSTM cell-state range (a percentile of |c|) streams closest to Keras (:mod:`converters.cellrange`)."""
+def _search_ranges(g: Graph, samples: list[dict[str, np.ndarray]], cells: list[Any], gates: bool, model: Any, dataset: Any,
+                   pre: Preprocessing, what: str, options: ConvertOptions) -> tuple[bytes, str]:
+    """The int8 graph whose ranges stream closest to Keras (:mod:`converters.cellrange`): the LSTM cell-state range
+    (a percentile of |c|) when ``cells`` are int8, then the gate pre-activation range when ``gates``."""
     from converters import cellrange
 
     sequences = cellrange.selection_sequences(dataset, pre.normalize)
@@ -295,8 +308,16 @@ def _search_cell_range(g: Graph, samples: list[dict[str, np.ndarray]], cells: li
     def convert(p: float) -> bytes:
         return _convert_one(g, clip_states(samples, cells, p) if p < 100 else samples, what, options)
 
-    chosen, flatbuffer, trials = cellrange.search(g.step, convert, sequences, reference)
-    return flatbuffer, cellrange.describe(chosen, trials, len(sequences))
+    notes = []
+    if cells:
+        chosen, flatbuffer, trials = cellrange.search(g.step, convert, sequences, reference)
+        notes.append(cellrange.describe(chosen, trials, len(sequences)))
+    else:
+        flatbuffer = convert(100.0)
+    if gates:
+        factor, flatbuffer, trials = cellrange.search_gates(g.step, flatbuffer, sequences, reference)
+        notes.append(cellrange.describe_gates(factor, trials, len(sequences)))
+    return flatbuffer, "; ".join(notes)
 
 
 def _first_load(path: Path, delegate: str, what: str, file: str) -> tuple[Any, str]:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -71,6 +72,44 @@ def _convert(run: Path, out: Path, precision: str, mode: str = "auto", recurrent
 
 def _verify(bundle: Path) -> dict:
     return json.loads((bundle / "verify.json").read_text())
+
+
+def _searched(note: str, pattern: str) -> tuple[float, dict[float, float]]:
+    """(chosen candidate, {candidate: mean L1 to Keras}) from one search's line of a calibration note."""
+    import re
+
+    line = next(part for part in note.split("; ") if re.search(pattern, part))
+    tried = {float(c): float(d) for c, d in re.findall(r"([\d.]+): ([\d.]+)", line.split("sequences (", 1)[1])}
+    return float(re.search(pattern, line).group(1)), tried
+
+
+def _check_narrowed_gates(flatbuffer: bytes, sums: bool) -> None:
+    """Narrowing the gate range by 0.5 rescales the int8 x·W output, the LSTM gate sum (``sums``) and their splits,
+    and nothing else."""
+    from converters.tflite import narrow_gate_ranges
+    from edge.interpreter import make_interpreter
+
+    assert narrow_gate_ranges(flatbuffer, 1.0) is flatbuffer
+
+    def ranges(data: bytes) -> tuple[dict[str, tuple[float, float]], Any]:
+        it = make_interpreter(data, num_threads=1, delegate="none")
+        out = {}
+        for d in it.get_tensor_details():
+            scales, zeros = d["quantization_parameters"]["scales"], d["quantization_parameters"]["zero_points"]
+            if d["dtype"] == np.int8 and len(scales) == 1:  # activations (weights are per channel)
+                out[f"{d['index']}:{d['name']}"] = ((-128 - zeros[0]) * scales[0], (127 - zeros[0]) * scales[0])
+        return out, it
+
+    before, _ = ranges(flatbuffer)
+    after, it = ranges(narrow_gate_ranges(flatbuffer, 0.5))
+    changed = {k for k in before if before[k] != after[k]}
+    projections = {k for k in changed if "_x_1/MatMul" in k}
+    assert projections and all("/rnn_" in k for k in changed)  # each layer's input projection, its sums and splits
+    assert any("_gates_1/" in k for k in changed) == sums
+    assert all(after[k] == pytest.approx((before[k][0] / 2, before[k][1] / 2), abs=before[k][1] / 100) for k in changed)
+    runner = it.get_signature_runner("serving_default")
+    feeds = {k: np.zeros(v["shape"], v["dtype"]) for k, v in runner.get_input_details().items()}
+    assert all(np.all(np.isfinite(v.astype(np.float32))) for v in runner(**feeds).values())  # still prepares and runs
 
 
 # --- step models and calibration (in process, no conversion) ---------------------------------------------
@@ -213,13 +252,13 @@ def test_lstm_stack_int8_streaming_bundle(runs: dict[str, Path], tmp_path: Path)
     assert worst and worst == sorted(worst, reverse=True) and 0.0 < worst[0] < 100.0  # int8 rounds: some error, in steps
     assert v["prob_error"]["max"] < 0.2
     # the cell-state range was searched on validation/training sequences: the chosen percentile scored best
-    import re
-
     note = b.manifest.calibration.states
-    chosen = float(re.search(r"LSTM cell-state range: ([\d.]+)th percentile", note).group(1))
-    tried = {float(p): float(d) for p, d in re.findall(r"([\d.]+): ([\d.]+)", note.split("sequences (", 1)[1])}
+    chosen, tried = _searched(note, r"LSTM cell-state range: ([\d.]+)th percentile")
     assert len(tried) == 7 and tried[chosen] == min(tried.values())
-    assert "LSTM cell-state range" not in read_bundle(f32).manifest.calibration.states  # float32: nothing to search
+    # then the gate pre-activation range, on the chosen cell range's graph
+    chosen, tried = _searched(note, r"gate pre-activation range: ([\d.]+) x")
+    assert list(tried) == [1.0, 0.8, 0.65, 0.5, 0.4] and tried[chosen] == min(tried.values())
+    assert "range" not in read_bundle(f32).manifest.calibration.states  # float32: nothing to search
     vf = _verify(f32)
     assert vf["agreement"] == 1.0 and vf["frame_by_frame"]["max_abs_prob_error"] < 1e-5
     assert vf["disagreements"] == {"count": 0, "reference_leads": []}
@@ -243,11 +282,16 @@ def test_int8_keeps_the_recurrent_state_float(name: str, runs: dict[str, Path], 
         assert "LSTM cell-state range" not in b.manifest.calibration.states  # a float cell needs no int8 range
     else:
         assert dtypes == {"sample": "int8", "state_0_h": "float32"}
+    chosen, tried = _searched(b.manifest.calibration.states, r"gate pre-activation range: ([\d.]+) x")
+    assert len(tried) == 5 and tried[chosen] == min(tried.values())  # the gates' int8 range is searched all the same
+    _check_narrowed_gates((i8 / "model.tflite").read_bytes(), sums=name == "test_rnn")
     v = _verify(i8)
     assert v["agreement"] == 1.0 and v["long_stream"]["step_agreement"] >= 0.98
     assert v["per_layer"][0]["worst"]  # the per-layer report runs on the same island
     with pytest.raises(ConversionError, match="must be one of float, int8"):
         check_options(ConvertOptions("int8", recurrent_state="int4"))
+    with pytest.raises(ConversionError, match="--gate-range must be one of auto, search, full; got 'half'"):
+        check_options(ConvertOptions("int8", gate_range="half"))
 
 
 def test_tcn_int8_keeps_the_running_mean_float(runs: dict[str, Path], tmp_path: Path) -> None:
