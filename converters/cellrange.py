@@ -99,11 +99,17 @@ def search(step: Any, convert: Callable[[float], bytes], sequences: list[np.ndar
 
 
 def search_gates(step: Any, flatbuffer: bytes, sequences: list[np.ndarray], reference: np.ndarray,
-                 factors: tuple[float, ...] = GATE_FACTORS) -> tuple[float, bytes, list[Trial]]:
-    """The best gate pre-activation range factor for the int8 ``flatbuffer``, its flatbuffer, and every trial."""
-    from converters.tflite import narrow_gate_ranges
+                 factors: tuple[float, ...] = GATE_FACTORS, flat: float | None = None) -> tuple[float, bytes, list[Trial]]:
+    """The best gate pre-activation range factor for the int8 ``flatbuffer``, its flatbuffer, and every trial
+    (none when no factor changes the graph: its ranges are already within the steep part of sigmoid and tanh)."""
+    from converters.tflite import GATE_FLAT, narrow_gate_ranges
 
-    return _best(step, ((f, lambda f=f: narrow_gate_ranges(flatbuffer, f)) for f in factors), sequences, reference)
+    distinct: dict[bytes, float] = {}
+    for f in factors:
+        distinct.setdefault(narrow_gate_ranges(flatbuffer, f, GATE_FLAT if flat is None else flat), f)
+    if len(distinct) == 1:
+        return 1.0, flatbuffer, []
+    return _best(step, ((f, lambda fb=fb: fb) for fb, f in distinct.items()), sequences, reference)
 
 
 def _best(step: Any, candidates: Any, sequences: list[np.ndarray], reference: np.ndarray) -> tuple[float, bytes, list[Trial]]:
@@ -130,6 +136,10 @@ def describe(chosen: float, trials: list[Trial], sequences: int) -> str:
 
 def describe_gates(chosen: float, trials: list[Trial], sequences: int) -> str:
     """One line for the manifest's calibration record."""
+    from converters.tflite import GATE_FLAT
+
+    if not trials:
+        return f"gate pre-activation range: as calibrated (within +-{GATE_FLAT:g}, where sigmoid and tanh are steep: nothing to narrow)"
     tried = ", ".join(f"{t.percentile:g}: {t.prob_l1:.4f}" for t in trials)
-    return (f"gate pre-activation range: {chosen:g} x the calibrated one, chosen by the mean L1 distance of final "
-            f"probabilities to Keras on {sequences} validation/training sequences ({tried})")
+    return (f"gate pre-activation range: {chosen:g} x the calibrated one (never inside +-{GATE_FLAT:g}), chosen by the mean "
+            f"L1 distance of final probabilities to Keras on {sequences} validation/training sequences ({tried})")

@@ -315,11 +315,14 @@ def tie_state_quantization(flatbuffer: bytes, pairs: list[tuple[str, str]]) -> b
 
 #: a recurrent layer's input projection in a step model (``rnn_k_x``, see converters.streaming._split_cell)
 _GATE_INPUT = re.compile(r"(^|/)rnn_\d+_x(_\d+)?/")
+#: gate pre-activations beyond +-GATE_FLAT read as saturated (sigmoid within 0.25 % of 0 or 1, tanh closer still):
+#: a narrowed range always keeps them
+GATE_FLAT = 6.0
 #: ops whose int8 output must keep their input's scale and zero point (they move bytes, they do not rescale)
 _SAME_QUANT_OPS = ("SPLIT", "SPLIT_V", "RESHAPE", "SQUEEZE")
 
 
-def narrow_gate_ranges(flatbuffer: bytes, factor: float) -> bytes:
+def narrow_gate_ranges(flatbuffer: bytes, factor: float, flat: float = GATE_FLAT) -> bytes:
     """Shrink the int8 range of each recurrent layer's gate pre-activations by ``factor`` (1: unchanged).
 
     Calibration sets a tensor's range from the extremes it saw. An LSTM's input
@@ -327,8 +330,9 @@ def narrow_gate_ranges(flatbuffer: bytes, factor: float) -> bytes:
     (measured on PickupGestureWiimoteZ, ``rnn`` seed 2: 98 % of the values in
     -2.3..4.5, extremes -10 and 17), so one int8 step is 0.12 where the sigmoid
     and tanh that read them are steepest, while beyond about +-6 they are flat.
-    A narrower range clips the tails to that flat part and rounds the rest more
-    finely. Kernels read scale and zero point when the interpreter prepares (as
+    A narrower range clips the tails and rounds the rest more finely; it never
+    ends inside ``[-flat, flat]``, where the functions are not flat (nor grows
+    past the calibrated range). Kernels read scale and zero point when the interpreter prepares (as
     in :func:`tie_state_quantization`), so the change is a rescale of the same
     ops: the int8 output of each ``rnn_k_x`` fully-connected op, of the ``ADD``
     that sums it with ``h·U``, and of the ops that only split or reshape those.
@@ -352,14 +356,18 @@ def narrow_gate_ranges(flatbuffer: bytes, factor: float) -> bytes:
             int8 = tensor.type == 9 and q is not None and q.scale is not None and len(q.scale) == 1
             return q if int8 else None
 
-        def narrow(t: int) -> None:
+        def narrow(t: int) -> bool:
             q = quant(t)
             s, z = float(q.scale[0]), int(q.zeroPoint[0])
-            lo, hi = (-128 - z) * s * factor, (127 - z) * s * factor
+            lo, hi = (-128 - z) * s, (127 - z) * s
+            lo, hi = max(lo, min(lo * factor, -flat)), min(hi, max(hi * factor, flat))
+            if (hi - lo) / 255.0 >= s:
+                return False
             q.scale = [(hi - lo) / 255.0]
             q.zeroPoint = [int(np.clip(round(-128 - lo / q.scale[0]), -128, 127))]
             q.min = q.max = None
             copy_to_moves(t)
+            return True
 
         def copy_to_moves(t: int) -> None:
             for op in consumers.get(t, []):
@@ -375,9 +383,8 @@ def narrow_gate_ranges(flatbuffer: bytes, factor: float) -> bytes:
             name = name.decode() if isinstance(name, bytes) else name
             if ops[op.opcodeIndex] != "FULLY_CONNECTED" or not _GATE_INPUT.search(name) or quant(out) is None:
                 continue
-            narrow(out)
+            changed |= narrow(out)
             for add in consumers.get(out, []):
                 if ops[add.opcodeIndex] == "ADD" and quant(int(add.outputs[0])) is not None:
-                    narrow(int(add.outputs[0]))
-            changed = True
+                    changed |= narrow(int(add.outputs[0]))
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)) if changed else flatbuffer

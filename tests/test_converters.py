@@ -83,9 +83,43 @@ def _searched(note: str, pattern: str) -> tuple[float, dict[float, float]]:
     return float(re.search(pattern, line).group(1)), tried
 
 
+def _check_gate_search(note: str) -> None:
+    """The gate range search's line: the distinct candidates tried, the best kept (or none to try)."""
+    from converters.cellrange import GATE_FACTORS
+
+    if "gate pre-activation range: as calibrated (within +-6" in note:
+        return  # every gate range already inside the steep part: nothing to narrow, nothing streamed
+    chosen, tried = _searched(note, r"gate pre-activation range: ([\d.]+) x")
+    assert list(tried) == [f for f in GATE_FACTORS if f in tried] and 1.0 in tried and len(tried) >= 2
+    assert tried[chosen] == min(tried.values())
+
+
+def _check_search_gates(f32: Path, i8: Path) -> None:
+    """The gate range search on a real int8 graph (``flat=0``: the tiny model's gates never leave +-6): every
+    factor tried once, the one streaming closest to the reference kept, its graph returned."""
+    from types import SimpleNamespace
+
+    from converters import cellrange
+    from converters.tflite import narrow_gate_ranges
+
+    b = read_bundle(i8)
+    step = SimpleNamespace(state_pairs=[(s.input, s.output) for s in b.states], frame_input="sample", mask_value=None)
+    sequences = [np.random.default_rng(i).normal(size=(12, 3)).astype(np.float32) for i in range(6)]
+    f32_pairs = [(s.input, s.output) for s in read_bundle(f32).states]
+    reference = cellrange._stream((f32 / "model.tflite").read_bytes(), sequences, "sample", f32_pairs, None)
+    graph = (i8 / "model.tflite").read_bytes()
+    chosen, kept, trials = cellrange.search_gates(step, graph, sequences, reference, flat=0.0)
+    l1 = {t.percentile: t.prob_l1 for t in trials}
+    assert list(l1) == list(cellrange.GATE_FACTORS) and l1[chosen] == min(l1.values())
+    assert kept == narrow_gate_ranges(graph, chosen, flat=0.0)
+    unchanged = cellrange._stream(graph, sequences, "sample", step.state_pairs, None)
+    assert l1[1.0] == pytest.approx(float(np.abs(unchanged - reference).sum(axis=1).mean()))
+    assert len(set(l1.values())) > 1  # narrowing changes what the graph computes
+
+
 def _check_narrowed_gates(flatbuffer: bytes, sums: bool) -> None:
     """Narrowing the gate range by 0.5 rescales the int8 x·W output, the LSTM gate sum (``sums``) and their splits,
-    and nothing else."""
+    and nothing else; by default never inside +-6 (where sigmoid and tanh are steep) nor past the calibrated range."""
     from converters.tflite import narrow_gate_ranges
     from edge.interpreter import make_interpreter
 
@@ -101,7 +135,11 @@ def _check_narrowed_gates(flatbuffer: bytes, sums: bool) -> None:
         return out, it
 
     before, _ = ranges(flatbuffer)
-    after, it = ranges(narrow_gate_ranges(flatbuffer, 0.5))
+    kept, _ = ranges(narrow_gate_ranges(flatbuffer, 0.5))
+    for k in (k for k in before if kept[k] != before[k]):
+        (lo, hi), want = before[k], (max(before[k][0], min(before[k][0] / 2, -6.0)), min(before[k][1], max(before[k][1] / 2, 6.0)))
+        assert kept[k] == pytest.approx(want, abs=(hi - lo) / 100)
+    after, it = ranges(narrow_gate_ranges(flatbuffer, 0.5, flat=0.0))  # the rescale itself, on every gate tensor
     changed = {k for k in before if before[k] != after[k]}
     projections = {k for k in changed if "_x_1/MatMul" in k}
     assert projections and all("/rnn_" in k for k in changed)  # each layer's input projection, its sums and splits
@@ -256,8 +294,8 @@ def test_lstm_stack_int8_streaming_bundle(runs: dict[str, Path], tmp_path: Path)
     chosen, tried = _searched(note, r"LSTM cell-state range: ([\d.]+)th percentile")
     assert len(tried) == 7 and tried[chosen] == min(tried.values())
     # then the gate pre-activation range, on the chosen cell range's graph
-    chosen, tried = _searched(note, r"gate pre-activation range: ([\d.]+) x")
-    assert list(tried) == [1.0, 0.8, 0.65, 0.5, 0.4] and tried[chosen] == min(tried.values())
+    _check_gate_search(note)
+    _check_search_gates(f32, i8)
     assert "range" not in read_bundle(f32).manifest.calibration.states  # float32: nothing to search
     vf = _verify(f32)
     assert vf["agreement"] == 1.0 and vf["frame_by_frame"]["max_abs_prob_error"] < 1e-5
@@ -282,8 +320,7 @@ def test_int8_keeps_the_recurrent_state_float(name: str, runs: dict[str, Path], 
         assert "LSTM cell-state range" not in b.manifest.calibration.states  # a float cell needs no int8 range
     else:
         assert dtypes == {"sample": "int8", "state_0_h": "float32"}
-    chosen, tried = _searched(b.manifest.calibration.states, r"gate pre-activation range: ([\d.]+) x")
-    assert len(tried) == 5 and tried[chosen] == min(tried.values())  # the gates' int8 range is searched all the same
+    _check_gate_search(b.manifest.calibration.states)  # the gates' int8 range is searched all the same
     _check_narrowed_gates((i8 / "model.tflite").read_bytes(), sums=name == "test_rnn")
     v = _verify(i8)
     assert v["agreement"] == 1.0 and v["long_stream"]["step_agreement"] >= 0.98
