@@ -46,7 +46,7 @@ from edge.versions import library_versions
 CELL_RANGE_MODES = ("auto", "search")
 RECURRENT_STATES = ("float", "int8")
 FIRST_LAYERS = ("auto", "float", "int8")
-GATE_RANGES = ("auto", "search", "full")
+GATE_RANGES = ("search", "full")
 CLIP_CELL_PERCENTILE = 99.5
 
 
@@ -78,10 +78,9 @@ class ConvertOptions:
     # (with its BatchNorm and activation) and its input buffer float32; "int8" quantizes them too; "auto": float
     # for convolutional models (tcn: measured better), int8 for recurrent ones (rnn: measured worse)
     first_layer: str = "auto"
-    # int8 range of recurrent gate pre-activations (x·W + b and the gate sum): "full" keeps the calibrated extremes,
-    # "search" narrows it by the factor whose bundle streams closest to Keras (converters.cellrange), "auto": search
-    # for sensor sequences, full for clip models
-    gate_range: str = "auto"
+    # int8 range of recurrent gate pre-activations (x·W + b and the gate sum): "search" narrows it by the factor whose
+    # bundle streams closest to Keras (converters.cellrange; one-graph bundles), "full" keeps the calibrated extremes
+    gate_range: str = "search"
 
 
 def check_options(options: ConvertOptions) -> Format:
@@ -215,8 +214,8 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
         if cells and percentile != "search" and float(percentile) < 100:
             samples[i] = clip_states(s, cells, float(percentile))
         search_cells = bool(cells) and percentile == "search"
-        search_gates = any(st.kind in ("lstm_h", "gru_h") for st in g.step.states) and (
-            options.gate_range == "search" or options.gate_range == "auto" and sequence)
+        # a split bundle's head reads the front end's features, not the data: only a whole graph can be streamed here
+        search_gates = options.gate_range == "search" and len(graphs) == 1 and any(st.kind in ("lstm_h", "gru_h") for st in g.step.states)
         if search_cells or search_gates:
             searched[i], note = _search_ranges(g, samples[i], cells if search_cells else [], search_gates, model, dataset, pre,
                                                what, options)

@@ -327,7 +327,7 @@ def test_int8_keeps_the_recurrent_state_float(name: str, runs: dict[str, Path], 
     assert v["per_layer"][0]["worst"]  # the per-layer report runs on the same island
     with pytest.raises(ConversionError, match="must be one of float, int8"):
         check_options(ConvertOptions("int8", recurrent_state="int4"))
-    with pytest.raises(ConversionError, match="--gate-range must be one of auto, search, full; got 'half'"):
+    with pytest.raises(ConversionError, match="--gate-range must be one of search, full; got 'half'"):
         check_options(ConvertOptions("int8", gate_range="half"))
 
 

@@ -51,10 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "and its input buffer float32 (float: an int8 sample's rounding does not average out over a "
                         "slowly varying signal), quantize them too (int8: all-integer), or auto (default): float for "
                         "convolutional models such as tcn, int8 for recurrent ones such as rnn (measured worse there)")
-    p.add_argument("--gate-range", choices=("auto", "search", "full"), default=d.gate_range,
-                   help="int8 recurrent models: the range of the gate pre-activations (x·W + b and the gate sum), full "
-                        "as calibrated (full), or narrowed by the factor whose bundle streams validation sequences "
-                        "closest to Keras (search), or auto (default): search for sensor sequences, full for video clips")
+    p.add_argument("--gate-range", choices=("search", "full"), default=d.gate_range,
+                   help="int8 recurrent models: the range of the gate pre-activations (x·W + b and the gate sum), "
+                        "narrowed by the factor whose bundle streams validation sequences closest to Keras (search, "
+                        "default) or as calibrated (full)")
     p.add_argument("--verify-sequences", type=int, default=d.verify_sequences, help="test sequences to verify on (0: the whole test split)")
     p.add_argument("--stream-steps", type=int, default=d.stream_steps, help="length of the no-reset verification stream")
     p.add_argument("--no-verify", dest="verify", action="store_false", help=f"skip {VERIFY_REPORT}")
