@@ -44,7 +44,7 @@ class Trial:
     """One candidate (a percentile of |c|, or a gate range factor): mean L1 distance of final probabilities to
     Keras, and top-1 agreement."""
 
-    percentile: float
+    candidate: float
     prob_l1: float
     agreement: float
 
@@ -98,18 +98,21 @@ def search(step: Any, convert: Callable[[float], bytes], sequences: list[np.ndar
     return _best(step, ((p, lambda p=p: convert(p)) for p in candidates), sequences, reference)
 
 
-def search_gates(step: Any, flatbuffer: bytes, sequences: list[np.ndarray], reference: np.ndarray,
-                 factors: tuple[float, ...] = GATE_FACTORS, flat: float | None = None) -> tuple[float, bytes, list[Trial]]:
-    """The best gate pre-activation range factor for the int8 ``flatbuffer``, its flatbuffer, and every trial
-    (none when no factor changes the graph: its ranges are already within the steep part of sigmoid and tanh)."""
+def gate_candidates(flatbuffer: bytes, factors: tuple[float, ...] = GATE_FACTORS, flat: float | None = None) -> dict[bytes, float]:
+    """The distinct graphs the gate range ``factors`` make of the int8 ``flatbuffer`` (graph -> its first factor):
+    only the unchanged one when every gate range is already within the steep part of sigmoid and tanh."""
     from converters.tflite import GATE_FLAT, narrow_gate_ranges
 
     distinct: dict[bytes, float] = {}
     for f in factors:
         distinct.setdefault(narrow_gate_ranges(flatbuffer, f, GATE_FLAT if flat is None else flat), f)
-    if len(distinct) == 1:
-        return 1.0, flatbuffer, []
-    return _best(step, ((f, lambda fb=fb: fb) for fb, f in distinct.items()), sequences, reference)
+    return distinct
+
+
+def search_gates(step: Any, candidates: dict[bytes, float], sequences: list[np.ndarray],
+                 reference: np.ndarray) -> tuple[float, bytes, list[Trial]]:
+    """The best of :func:`gate_candidates`: its factor, its flatbuffer, and every trial."""
+    return _best(step, ((f, lambda fb=fb: fb) for fb, f in candidates.items()), sequences, reference)
 
 
 def _best(step: Any, candidates: Any, sequences: list[np.ndarray], reference: np.ndarray) -> tuple[float, bytes, list[Trial]]:
@@ -129,17 +132,19 @@ def _best(step: Any, candidates: Any, sequences: list[np.ndarray], reference: np
 
 def describe(chosen: float, trials: list[Trial], sequences: int) -> str:
     """One line for the manifest's calibration record."""
-    tried = ", ".join(f"{t.percentile:g}: {t.prob_l1:.4f}" for t in trials)
     return (f"LSTM cell-state range: {chosen:g}th percentile of |c|, chosen by the mean L1 distance of final probabilities "
-            f"to Keras on {sequences} validation/training sequences ({tried})")
+            f"to Keras on {sequences} validation/training sequences ({_tried(trials)})")
 
 
 def describe_gates(chosen: float, trials: list[Trial], sequences: int) -> str:
-    """One line for the manifest's calibration record."""
+    """One line for the manifest's calibration record (no trials: nothing to narrow)."""
     from converters.tflite import GATE_FLAT
 
     if not trials:
         return f"gate pre-activation range: as calibrated (within +-{GATE_FLAT:g}, where sigmoid and tanh are steep: nothing to narrow)"
-    tried = ", ".join(f"{t.percentile:g}: {t.prob_l1:.4f}" for t in trials)
     return (f"gate pre-activation range: {chosen:g} x the calibrated one (never inside +-{GATE_FLAT:g}), chosen by the mean "
-            f"L1 distance of final probabilities to Keras on {sequences} validation/training sequences ({tried})")
+            f"L1 distance of final probabilities to Keras on {sequences} validation/training sequences ({_tried(trials)})")
+
+
+def _tried(trials: list[Trial]) -> str:
+    return ", ".join(f"{t.candidate:g}: {t.prob_l1:.4f}" for t in trials)

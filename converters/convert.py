@@ -7,6 +7,7 @@ a crash into a :class:`~edge.errors.ConversionError`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -215,7 +216,7 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
             samples[i] = clip_states(s, cells, float(percentile))
         search_cells = bool(cells) and percentile == "search"
         # a split bundle's head reads the front end's features, not the data: only a whole graph can be streamed here
-        search_gates = options.gate_range == "search" and len(graphs) == 1 and any(st.kind in ("lstm_h", "gru_h") for st in g.step.states)
+        search_gates = options.gate_range == "search" and len(graphs) == 1 and any(st.kind in RECURRENT_FLOAT_KINDS for st in g.step.states)
         if search_cells or search_gates:
             searched[i], note = _search_ranges(g, samples[i], cells if search_cells else [], search_gates, model, dataset, pre,
                                                what, options)
@@ -302,19 +303,25 @@ def _search_ranges(g: Graph, samples: list[dict[str, np.ndarray]], cells: list[A
     from converters import cellrange
 
     sequences = cellrange.selection_sequences(dataset, pre.normalize)
-    reference = np.stack([model.predict(seq[None], verbose=0)[0] for seq in sequences])
+
+    @functools.cache
+    def reference() -> np.ndarray:  # Keras on each sequence: only when some candidate is streamed
+        return np.stack([model.predict(seq[None], verbose=0)[0] for seq in sequences])
 
     def convert(p: float) -> bytes:
         return _convert_one(g, clip_states(samples, cells, p) if p < 100 else samples, what, options)
 
     notes = []
     if cells:
-        chosen, flatbuffer, trials = cellrange.search(g.step, convert, sequences, reference)
+        chosen, flatbuffer, trials = cellrange.search(g.step, convert, sequences, reference())
         notes.append(cellrange.describe(chosen, trials, len(sequences)))
     else:
         flatbuffer = convert(100.0)
     if gates:
-        factor, flatbuffer, trials = cellrange.search_gates(g.step, flatbuffer, sequences, reference)
+        candidates = cellrange.gate_candidates(flatbuffer)
+        factor, trials = 1.0, []
+        if len(candidates) > 1:
+            factor, flatbuffer, trials = cellrange.search_gates(g.step, candidates, sequences, reference())
         notes.append(cellrange.describe_gates(factor, trials, len(sequences)))
     return flatbuffer, "; ".join(notes)
 

@@ -151,14 +151,13 @@ def _integer_io(flatbuffer: bytes, io: Any, float_inputs: set[str]) -> bytes:
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
     sig, graph = model.signatureDefs[0], model.subgraphs[0]
-    dec = lambda n: n.decode() if isinstance(n, bytes) else n  # noqa: E731
-    keep = {t.tensorIndex: dec(t.name) for t in sig.inputs if dec(t.name) in float_inputs}
+    keep = {t.tensorIndex: _text(t.name) for t in sig.inputs if _text(t.name) in float_inputs}
     slots = [keep.get(i) for i in graph.inputs]  # the float state's signature name, or None
     graph.inputs = [i for i in graph.inputs if i not in keep]
     changed = tfl_util.modify_model_io_type(bytes(flatbuffer_utils.convert_object_to_bytearray(model)), io, io)
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(changed))
     sig, graph = model.signatureDefs[0], model.subgraphs[0]
-    by_name = {dec(t.name): t.tensorIndex for t in sig.inputs}
+    by_name = {_text(t.name): t.tensorIndex for t in sig.inputs}
     rest = iter(list(graph.inputs))
     graph.inputs = [by_name[name] if name else next(rest) for name in slots]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
@@ -191,7 +190,7 @@ def _tensor_names(flatbuffer: bytes) -> list[str]:
     from tensorflow.lite.tools import flatbuffer_utils
 
     graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer)).subgraphs[0]
-    return [t.name.decode() if isinstance(t.name, bytes) else t.name for t in graph.tensors]
+    return [_text(t.name) for t in graph.tensors]
 
 
 def _signature_tensors(flatbuffer: bytes) -> tuple[dict[str, int], dict[str, int]]:
@@ -199,8 +198,7 @@ def _signature_tensors(flatbuffer: bytes) -> tuple[dict[str, int], dict[str, int
     from tensorflow.lite.tools import flatbuffer_utils
 
     sig = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer)).signatureDefs[0]
-    dec = lambda n: n.decode() if isinstance(n, bytes) else n  # noqa: E731
-    return {dec(t.name): t.tensorIndex for t in sig.inputs}, {dec(t.name): t.tensorIndex for t in sig.outputs}
+    return {_text(t.name): t.tensorIndex for t in sig.inputs}, {_text(t.name): t.tensorIndex for t in sig.outputs}
 
 
 def _float_state_io(flatbuffer: bytes, pairs: tuple[tuple[str, str], ...], inputs: tuple[str, ...] = ()) -> tuple[bytes, set[str]]:
@@ -218,9 +216,8 @@ def _float_state_io(flatbuffer: bytes, pairs: tuple[tuple[str, str], ...], input
     graph = model.subgraphs[sig.subgraphIndex]
     code = [max(oc.builtinCode, oc.deprecatedBuiltinCode) for oc in model.operatorCodes]
     quantize, dequantize = schema.BuiltinOperator.QUANTIZE, schema.BuiltinOperator.DEQUANTIZE
-    dec = lambda n: n.decode() if isinstance(n, bytes) else n  # noqa: E731
-    ins = {dec(t.name): t for t in sig.inputs}
-    outs = {dec(t.name): t for t in sig.outputs}
+    ins = {_text(t.name): t for t in sig.inputs}
+    outs = {_text(t.name): t for t in sig.outputs}
     ops = graph.operators
 
     def consumers(tensor: int) -> list[Any]:
@@ -244,7 +241,7 @@ def _float_state_io(flatbuffer: bytes, pairs: tuple[tuple[str, str], ...], input
         feed(i)
         if graph.tensors[i].type != schema.TensorType.FLOAT32:
             raise ConversionError(f"input {name!r} did not stay float32 in the quantized graph")
-        floats.add(dec(graph.tensors[i].name))
+        floats.add(_text(graph.tensors[i].name))
     for in_name, out_name in pairs:
         i = ins[in_name].tensorIndex
         feed(i)
@@ -260,8 +257,13 @@ def _float_state_io(flatbuffer: bytes, pairs: tuple[tuple[str, str], ...], input
         for name, t in ((in_name, i), (out_name, o)):
             if graph.tensors[t].type != schema.TensorType.FLOAT32:
                 raise ConversionError(f"state {name!r} did not stay float32 in the quantized graph")
-            floats.add(dec(graph.tensors[t].name))
+            floats.add(_text(graph.tensors[t].name))
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), floats
+
+
+def _text(name: bytes | str) -> str:
+    """A flatbuffer object's name: ``flatbuffer_utils`` gives bytes."""
+    return name.decode() if isinstance(name, bytes) else name
 
 
 def check_ops(flatbuffer: bytes, fmt: Format, what: str, float_tensors: set[str] = frozenset()) -> None:
@@ -297,8 +299,8 @@ def tie_state_quantization(flatbuffer: bytes, pairs: list[tuple[str, str]]) -> b
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
     sig = model.signatureDefs[0]
     graph = model.subgraphs[sig.subgraphIndex]
-    ins = {t.name.decode() if isinstance(t.name, bytes) else t.name: t.tensorIndex for t in sig.inputs}
-    outs = {t.name.decode() if isinstance(t.name, bytes) else t.name: t.tensorIndex for t in sig.outputs}
+    ins = {_text(t.name): t.tensorIndex for t in sig.inputs}
+    outs = {_text(t.name): t.tensorIndex for t in sig.outputs}
     changed = False
     for in_name, out_name in pairs:
         src, dst = graph.tensors[outs[out_name]], graph.tensors[ins[in_name]]
@@ -379,9 +381,7 @@ def narrow_gate_ranges(flatbuffer: bytes, factor: float, flat: float = GATE_FLAT
 
         for op in graph.operators:
             out = int(op.outputs[0])
-            name = graph.tensors[out].name
-            name = name.decode() if isinstance(name, bytes) else name
-            if ops[op.opcodeIndex] != "FULLY_CONNECTED" or not _GATE_INPUT.search(name) or quant(out) is None:
+            if ops[op.opcodeIndex] != "FULLY_CONNECTED" or not _GATE_INPUT.search(_text(graph.tensors[out].name)) or quant(out) is None:
                 continue
             changed |= narrow(out)
             for add in consumers.get(out, []):

@@ -108,8 +108,8 @@ def _check_search_gates(f32: Path, i8: Path) -> None:
     f32_pairs = [(s.input, s.output) for s in read_bundle(f32).states]
     reference = cellrange._stream((f32 / "model.tflite").read_bytes(), sequences, "sample", f32_pairs, None)
     graph = (i8 / "model.tflite").read_bytes()
-    chosen, kept, trials = cellrange.search_gates(step, graph, sequences, reference, flat=0.0)
-    l1 = {t.percentile: t.prob_l1 for t in trials}
+    chosen, kept, trials = cellrange.search_gates(step, cellrange.gate_candidates(graph, flat=0.0), sequences, reference)
+    l1 = {t.candidate: t.prob_l1 for t in trials}
     assert list(l1) == list(cellrange.GATE_FACTORS) and l1[chosen] == min(l1.values())
     assert kept == narrow_gate_ranges(graph, chosen, flat=0.0)
     unchanged = cellrange._stream(graph, sequences, "sample", step.state_pairs, None)
