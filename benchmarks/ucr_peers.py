@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.datasets import ucr_archive
+from edge.commands.train import parse_overrides
+from edge.errors import HybridEdgeError
 
 #: the wheel's motion, gesture and wearable problems, and JapaneseVowels (speech) as a regression check
 PROBLEMS = ("BasicMotions", "GunPoint", "PickupGestureWiimoteZ", "JapaneseVowels")
@@ -153,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="model config override for every model trained, as in `hybrid-edge train --set`")
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = p.parse_args(argv)
-    if any("=" not in kv for kv in args.set):
-        p.error("--set takes KEY=VALUE")
+    try:
+        overrides = parse_overrides(args.set)
+    except HybridEdgeError as exc:
+        p.error(str(exc))
     if args.peers_only:
         print(json.dumps(peers(args.peers_only)))
         return 0
@@ -166,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: peers {peer_rows[name]}", flush=True)
             for model in args.models:
                 for seed in args.seeds:
-                    rows.append(ours(name, model, seed, Path(tmp), args.recurrent_state, args.val,
-                                     dict(kv.split("=", 1) for kv in args.set)))
+                    rows.append(ours(name, model, seed, Path(tmp), args.recurrent_state, args.val, overrides))
                     print(f"{name}: {rows[-1]}", flush=True)
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cpus, {_cpu()}; {platform.platform()}")
     header = (f"{'problem':22s} {'model':5s} {'seed':>4s} {'keras':>6s} {'float32':>7s} {'int8':>6s} {'agree':>6s} {'lead':>6s} "

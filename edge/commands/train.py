@@ -32,6 +32,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (default: discarded)")
 
 
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """``--set KEY=VALUE`` arguments as a model config override.
+
+    Raises:
+        HybridEdgeError: an argument without ``=``.
+    """
+    from edge.errors import HybridEdgeError
+
+    bad = [kv for kv in pairs if "=" not in kv]
+    if bad:
+        raise HybridEdgeError(f"--set expects KEY=VALUE, got {bad[0]!r}")
+    return dict(kv.split("=", 1) for kv in pairs)
+
+
 def run(args: argparse.Namespace) -> int:
     from edge.commands import require_extra
     from edge.errors import HybridEdgeError
@@ -49,14 +63,12 @@ def run(args: argparse.Namespace) -> int:
     get_entry(args.model)  # an unknown name is one line listing the registered ones
     if args.schedule is not None and args.schedule not in SCHEDULES:
         raise HybridEdgeError(f"--schedule {args.schedule!r}: choose one of {', '.join(SCHEDULES)}")
-    bad = [kv for kv in args.set if "=" not in kv]
-    if bad:
-        raise HybridEdgeError(f"--set expects KEY=VALUE, got {bad[0]!r}")
+    overrides = parse_overrides(args.set)
     if args.distribute not in {d.value for d in Distribution}:
         raise HybridEdgeError(f"--distribute {args.distribute!r}: choose one of {', '.join(d.value for d in Distribution)}")
     cfg = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience, schedule=args.schedule,
-        stream_epochs=args.stream_epochs, seed=args.seed, distribute=Distribution(args.distribute), overrides=dict(kv.split("=", 1) for kv in args.set),
+        stream_epochs=args.stream_epochs, seed=args.seed, distribute=Distribution(args.distribute), overrides=overrides,
     )
     out = train(args.model, args.dataset, args.out, cfg)
     if out is not None:  # None: a non-chief multi-worker process, which writes nothing
