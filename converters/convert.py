@@ -201,7 +201,7 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
     pre = _preprocessing(card)
     x_train = pre.normalize(dataset.train.x)
     samples = _calibration(graphs, model, mode, x_train, options.calibration_samples, options.calibration_stream)
-    searched: dict[int, bytes] = {}
+    searched: dict[int, Searched] = {}
     notes: list[str] = []
     for i, (g, s) in enumerate(zip(graphs, samples)):
         if not (s and g.fmt.ops == "int8"):  # int8 only: int16 has the resolution
@@ -218,14 +218,14 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
         # a split bundle's head reads the front end's features, not the data: only a whole graph can be streamed here
         search_gates = options.gate_range == "search" and len(graphs) == 1 and any(st.kind in RECURRENT_FLOAT_KINDS for st in g.step.states)
         if search_cells or search_gates:
-            searched[i], note = _search_ranges(g, samples[i], cells if search_cells else [], search_gates, model, dataset, pre,
-                                               what, options)
-            notes.append(note)
+            searched[i] = _search_ranges(g, samples[i], cells if search_cells else [], search_gates, model, dataset, pre,
+                                         what, options)
+            notes.append(searched[i].note)
     graph_specs: list[GraphSpec] = []
     states: list[StateSpec] = []
     runtime = Runtime()
     for i, (g, s) in enumerate(zip(graphs, samples)):
-        flatbuffer = searched.get(i) or _convert_one(g, s, what, options)
+        flatbuffer = searched[i].flatbuffer if i in searched else _convert_one(g, s, what, options)
         path = out_dir / g.file
         path.write_bytes(flatbuffer)
         interpreter, refused = _first_load(path, runtime.delegate, what, g.file)  # in the worker
@@ -265,10 +265,13 @@ def convert_in_process(run_dir: Path, out_dir: Path, options: ConvertOptions) ->
     )
     write_manifest(out_dir, manifest)
     if options.verify:
-        from converters.verify import verify_bundle
+        from converters.verify import LayerDebug, verify_bundle
 
         ref = build_step_model(model) if len(graphs) == 2 else graphs[0].step
-        debug = [(g.step, g.fmt, s, _island(g, options)) for g, s in zip(graphs, samples) if s and g.fmt.ops == "int8"]
+        # the per-layer report quantizes afresh: with the ranges the bundle's graph was given (searched cell range, gates)
+        debug = [LayerDebug(g.step, g.fmt, searched[i].samples if i in searched else s, _island(g, options),
+                            searched[i].gate_factor if i in searched else 1.0)
+                 for i, (g, s) in enumerate(zip(graphs, samples)) if s and g.fmt.ops == "int8"]
         report = verify_bundle(out_dir, model, ref, dataset, options.verify_sequences, options.stream_steps, debug)
         write_verify_report(out_dir, report)
         write_manifest(out_dir, manifest)  # re-hash: verify.json is a bundle file too
@@ -296,8 +299,19 @@ def _convert_one(g: Graph, samples: list[dict[str, np.ndarray]] | None, what: st
     return flatbuffer
 
 
+@dataclass(frozen=True)
+class Searched:
+    """What :func:`_search_ranges` chose for one graph: its flatbuffer, the calibration samples it was converted with
+    (cell states clipped at the chosen percentile), the gate range factor applied after, and the manifest's note."""
+
+    flatbuffer: bytes
+    samples: list[dict[str, np.ndarray]]
+    gate_factor: float
+    note: str
+
+
 def _search_ranges(g: Graph, samples: list[dict[str, np.ndarray]], cells: list[Any], gates: bool, model: Any, dataset: Any,
-                   pre: Preprocessing, what: str, options: ConvertOptions) -> tuple[bytes, str]:
+                   pre: Preprocessing, what: str, options: ConvertOptions) -> Searched:
     """The int8 graph whose ranges stream closest to Keras (:mod:`converters.cellrange`): the LSTM cell-state range
     (a percentile of |c|) when ``cells`` are int8, then the gate pre-activation range when ``gates``."""
     from converters import cellrange
@@ -308,10 +322,14 @@ def _search_ranges(g: Graph, samples: list[dict[str, np.ndarray]], cells: list[A
     def reference() -> np.ndarray:  # Keras on each sequence: only when some candidate is streamed
         return np.stack([model.predict(seq[None], verbose=0)[0] for seq in sequences])
 
+    def clipped(p: float) -> list[dict[str, np.ndarray]]:
+        return clip_states(samples, cells, p) if p < 100 else samples
+
     def convert(p: float) -> bytes:
-        return _convert_one(g, clip_states(samples, cells, p) if p < 100 else samples, what, options)
+        return _convert_one(g, clipped(p), what, options)
 
     notes = []
+    chosen, factor = 100.0, 1.0
     if cells:
         chosen, flatbuffer, trials = cellrange.search(g.step, convert, sequences, reference())
         notes.append(cellrange.describe(chosen, trials, len(sequences)))
@@ -319,11 +337,11 @@ def _search_ranges(g: Graph, samples: list[dict[str, np.ndarray]], cells: list[A
         flatbuffer = convert(100.0)
     if gates:
         candidates = cellrange.gate_candidates(flatbuffer)
-        factor, trials = 1.0, []
+        trials = []
         if len(candidates) > 1:
             factor, flatbuffer, trials = cellrange.search_gates(g.step, candidates, sequences, reference())
         notes.append(cellrange.describe_gates(factor, trials, len(sequences)))
-    return flatbuffer, "; ".join(notes)
+    return Searched(flatbuffer, clipped(chosen), factor, "; ".join(notes))
 
 
 def _first_load(path: Path, delegate: str, what: str, file: str) -> tuple[Any, str]:

@@ -11,7 +11,7 @@ model. Integer graphs get a per-layer error report from TFLite's
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,7 @@ def verify_bundle(
     dataset: Any,
     verify_sequences: int,
     stream_steps: int,
-    debug: list[tuple[StepModel, Any, list[dict[str, np.ndarray]], FloatIsland]],
+    debug: list[LayerDebug],
 ) -> dict[str, Any]:
     """Everything ``verify.json`` holds; see the module docstring.
 
@@ -82,7 +82,7 @@ def verify_bundle(
         dataset: the run's dataset; its test split is used.
         verify_sequences: limit on test sequences (0: all).
         stream_steps: length of the long no-reset stream.
-        debug: (graph, format, calibration samples, its float island) of each integer graph for the per-layer report.
+        debug: each integer graph as converted, for the per-layer report.
     """
     bundle = read_bundle(bundle_dir)
     session = StreamingSession(bundle)
@@ -124,7 +124,7 @@ def verify_bundle(
         predicted_classes=int(len(np.unique(lite_pred))),
         frame_by_frame=_frame_by_frame(session, encode, ref_step, raw_x[:5], x[:5], probs_spec) if streaming else None,
         long_stream=_long_stream(session, encode, ref_step, raw_x, x, y, probs_spec, stream_steps) if streaming else None,
-        per_layer=[_layer_report(step, fmt, samples, island, bundle.delegate) for step, fmt, samples, island in debug],
+        per_layer=[_layer_report(d, bundle.delegate) for d in debug],
     )
     return replace(report, warnings=tuple(_warnings(report)))
 
@@ -201,16 +201,32 @@ def _long_stream(session, encode, ref_step: StepModel, raw_x, x, y, probs_spec, 
     )
 
 
-def _layer_report(step: StepModel, fmt: Any, samples: list[dict[str, np.ndarray]], island: FloatIsland,
-                  delegate: str = "xnnpack") -> dict[str, Any]:
+@dataclass(frozen=True)
+class LayerDebug:
+    """One integer graph as the converter made it: its step model and format, the calibration samples it was
+    converted with (cell states clipped as searched), its float island, and the gate range factor applied after."""
+
+    step: StepModel
+    fmt: Any
+    samples: list[dict[str, np.ndarray]]
+    island: FloatIsland
+    gate_factor: float = 1.0
+
+
+def _layer_report(d: LayerDebug, delegate: str = "xnnpack") -> dict[str, Any]:
     """Worst layers of an integer graph by RMSE in units of the tensor's quantization step.
 
+    The debugger quantizes the graph afresh from the same samples; the gate
+    range the converter narrowed (:func:`converters.tflite.narrow_gate_ranges`)
+    is narrowed the same way in the debug model, so its errors are the bundle's.
     ``delegate`` is the bundle's CPU path: where XNNPACK refused the graph, the
     debug model runs on the reference kernels too.
     """
     import tensorflow as tf
 
-    from converters.tflite import calibrate_only, export_saved_model, float_island_nodes, make_converter
+    from converters.tflite import calibrate_only, export_saved_model, float_island_nodes, make_converter, narrow_gate_ranges
+
+    step, fmt, samples, island = d.step, d.fmt, d.samples, d.island
 
     subset = samples[:: max(1, len(samples) // DEBUG_SAMPLES)][:DEBUG_SAMPLES]
     with tempfile.TemporaryDirectory(prefix="hybrid-edge-dbg-") as tmp:
@@ -227,10 +243,11 @@ def _layer_report(step: StepModel, fmt: Any, samples: list[dict[str, np.ndarray]
                 yield [s[k] for k in order]
 
         debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=positional, debug_options=options)
-        if delegate == "none":  # the debugger builds its interpreter with the default delegates
+        if delegate == "none" or d.gate_factor != 1.0:  # the debugger builds its interpreter with the default delegates
+            resolver = tf.lite.experimental.OpResolverType
             debugger_interpreter(debugger, tf.lite.Interpreter(
-                model_content=debugger.quant_model,
-                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+                model_content=narrow_gate_ranges(debugger.quant_model, d.gate_factor),
+                experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES if delegate == "none" else resolver.AUTO))
         quant = debugger_interpreter(debugger)  # no public accessor for the debug model's inputs and scales
         order.extend(_match_input(d["name"], list(subset[0])) for d in quant.get_input_details())
         debugger.run()
@@ -246,7 +263,8 @@ def _layer_report(step: StepModel, fmt: Any, samples: list[dict[str, np.ndarray]
             "max_abs_error": float(metrics["max_abs_error"]),
         })
     layers.sort(key=lambda d: -1.0 if math.isnan(d["rmse_over_scale"]) else d["rmse_over_scale"], reverse=True)
-    return {"graph": step.model.name, "samples": len(subset), "layers": len(layers), "worst": layers[:WORST_LAYERS]}
+    return {"graph": step.model.name, "samples": len(subset), "layers": len(layers), "gate_range_factor": d.gate_factor,
+            "worst": layers[:WORST_LAYERS]}
 
 
 def _verified_scales(quant: Any) -> dict[str, float]:
@@ -323,7 +341,9 @@ def summary(report: VerifyReport) -> str:
                      f"worst state drift (last 10%) {s.worst_drift:.4f}")
     for layer_rep in report.per_layer:
         worst = ", ".join(f"{w['tensor']} ({w['rmse_over_scale']:.2f})" for w in layer_rep["worst"][:3])
-        lines.append(f"layers    {layer_rep['graph']}: worst RMSE/scale: {worst}")
+        factor = layer_rep.get("gate_range_factor", 1.0)
+        narrowed = f" (gate range x{factor:g}: its tails clipped where sigmoid and tanh are flat)" if factor != 1.0 else ""
+        lines.append(f"layers    {layer_rep['graph']}{narrowed}: worst RMSE/scale: {worst}")
     lines += [f"WARNING   {w}" for w in report.warnings]
     if report.warnings and report.precision != "float32":
         lines.append("hint      `convert RUN --precision auto` converts every precision, verifies each like this and keeps "

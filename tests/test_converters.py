@@ -83,15 +83,16 @@ def _searched(note: str, pattern: str) -> tuple[float, dict[float, float]]:
     return float(re.search(pattern, line).group(1)), tried
 
 
-def _check_gate_search(note: str) -> None:
-    """The gate range search's line: the distinct candidates tried, the best kept (or none to try)."""
+def _check_gate_search(note: str) -> float:
+    """The gate range search's line: the distinct candidates tried, the best kept (or none to try); the factor."""
     from converters.cellrange import GATE_FACTORS
 
     if "gate pre-activation range: as calibrated (within +-6" in note:
-        return  # every gate range already inside the steep part: nothing to narrow, nothing streamed
+        return 1.0  # every gate range already inside the steep part: nothing to narrow, nothing streamed
     chosen, tried = _searched(note, r"gate pre-activation range: ([\d.]+) x")
     assert list(tried) == [f for f in GATE_FACTORS if f in tried] and 1.0 in tried and len(tried) >= 2
     assert tried[chosen] == min(tried.values())
+    return chosen
 
 
 def _check_search_gates(f32: Path, i8: Path) -> None:
@@ -293,8 +294,8 @@ def test_lstm_stack_int8_streaming_bundle(runs: dict[str, Path], tmp_path: Path)
     note = b.manifest.calibration.states
     chosen, tried = _searched(note, r"LSTM cell-state range: ([\d.]+)th percentile")
     assert len(tried) == 7 and tried[chosen] == min(tried.values())
-    # then the gate pre-activation range, on the chosen cell range's graph
-    _check_gate_search(note)
+    # then the gate pre-activation range, on the chosen cell range's graph; the per-layer report quantizes as it
+    assert v["per_layer"][0]["gate_range_factor"] == _check_gate_search(note)
     _check_search_gates(f32, i8)
     assert "range" not in read_bundle(f32).manifest.calibration.states  # float32: nothing to search
     vf = _verify(f32)
@@ -320,11 +321,12 @@ def test_int8_keeps_the_recurrent_state_float(name: str, runs: dict[str, Path], 
         assert "LSTM cell-state range" not in b.manifest.calibration.states  # a float cell needs no int8 range
     else:
         assert dtypes == {"sample": "int8", "state_0_h": "float32"}
-    _check_gate_search(b.manifest.calibration.states)  # the gates' int8 range is searched all the same
+    factor = _check_gate_search(b.manifest.calibration.states)  # the gates' int8 range is searched all the same
     _check_narrowed_gates((i8 / "model.tflite").read_bytes(), sums=name == "test_rnn")
     v = _verify(i8)
     assert v["agreement"] == 1.0 and v["long_stream"]["step_agreement"] >= 0.98
     assert v["per_layer"][0]["worst"]  # the per-layer report runs on the same island
+    assert v["per_layer"][0]["gate_range_factor"] == factor  # ... and the gate range the bundle has
     with pytest.raises(ConversionError, match="must be one of float, int8"):
         check_options(ConvertOptions("int8", recurrent_state="int4"))
     with pytest.raises(ConversionError, match="--gate-range must be one of search, full; got 'half'"):
