@@ -184,7 +184,8 @@ def _splits(layer: Any) -> bool:
 
 
 def _split_cell(info: LayerInfo, x: Any, states: list[Any]) -> tuple[Any, list[Any]]:
-    """One LSTM/GRU step as ``Dense`` matrix products plus the element-wise update layer ``rnn_i_update``.
+    """One LSTM/GRU step as ``Dense`` matrix products plus the element-wise update layer ``rnn_i_update`` (which
+    also sums the products).
 
     The same function as the Keras cell; the split lets an int8 bundle keep the
     update and its state float32 (:func:`island_layer`)."""
@@ -201,10 +202,10 @@ def _split_cell(info: LayerInfo, x: Any, states: list[Any]) -> tuple[Any, list[A
         h, c = states
         gx = keras.layers.Dense(4 * units, use_bias=bias, name=f"rnn_{i}_x")
         gh = keras.layers.Dense(4 * units, use_bias=False, name=f"rnn_{i}_h")
-        gates = keras.layers.Add(name=f"rnn_{i}_gates")([gx(x), gh(h)])
+        xg, hg = gx(x), gh(h)
         gx.set_weights([weights[0], *weights[2:3]])
         gh.set_weights([weights[1]])
-        h_new, c_new = LstmUpdateStep(**acts, name=f"rnn_{i}_update")(gates, c)
+        h_new, c_new = LstmUpdateStep(**acts, name=f"rnn_{i}_update")(xg, hg, c)
         return h_new, [h_new, c_new]
     (h,) = states
     gx = keras.layers.Dense(3 * units, use_bias=bias, name=f"rnn_{i}_x")

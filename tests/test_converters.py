@@ -119,8 +119,9 @@ def _check_search_gates(f32: Path, i8: Path) -> None:
 
 
 def _check_narrowed_gates(flatbuffer: bytes, sums: bool) -> None:
-    """Narrowing the gate range by 0.5 rescales the int8 x·W output, the LSTM gate sum (``sums``) and their splits,
-    and nothing else; by default never inside +-6 (where sigmoid and tanh are steep) nor past the calibrated range."""
+    """Narrowing the gate range by 0.5 rescales the int8 x·W output, the gate sum and its splits where those are
+    int8 (``sums``: an all-integer LSTM), and nothing else; by default never inside +-6 (where sigmoid and tanh are
+    steep) nor past the calibrated range."""
     from converters.tflite import narrow_gate_ranges
     from edge.interpreter import make_interpreter
 
@@ -144,11 +145,29 @@ def _check_narrowed_gates(flatbuffer: bytes, sums: bool) -> None:
     changed = {k for k in before if before[k] != after[k]}
     projections = {k for k in changed if "_x_1/MatMul" in k}
     assert projections and all("/rnn_" in k for k in changed)  # each layer's input projection, its sums and splits
-    assert any("_gates_1/" in k for k in changed) == sums
+    assert bool({k for k in changed - projections if "split" not in k}) == sums  # splits of a product move its bytes
     assert all(after[k] == pytest.approx((before[k][0] / 2, before[k][1] / 2), abs=before[k][1] / 100) for k in changed)
     runner = it.get_signature_runner("serving_default")
     feeds = {k: np.zeros(v["shape"], v["dtype"]) for k, v in runner.get_input_details().items()}
     assert all(np.all(np.isfinite(v.astype(np.float32))) for v in runner(**feeds).values())  # still prepares and runs
+
+
+def _check_float_update(flatbuffer: bytes) -> None:
+    """An int8 graph with float recurrent updates: the matrix products int8, everything between them float (the gate
+    sum, its split, ``h' = o tanh(c')``): no int8 round trip at the island's edges (``float_edges``)."""
+    from edge.compat import ops_details
+    from edge.interpreter import make_interpreter
+
+    it = make_interpreter(flatbuffer, num_threads=1, delegate="none")
+    dtype = {d["index"]: d["dtype"] for d in it.get_tensor_details()}
+    ops = ops_details(it)
+    made_by = {int(t): op["op_name"] for op in ops for t in op["outputs"]}
+    assert {dtype[int(op["outputs"][0])] for op in ops if op["op_name"] == "FULLY_CONNECTED"} == {np.int8}
+    for op in ops:
+        if op["op_name"] in ("ADD", "MUL", "LOGISTIC", "TANH"):
+            assert {dtype[int(t)] for t in op["inputs"] if t >= 0} == {np.float32}, op
+        if op["op_name"] == "SPLIT":  # a float sum split in float; an int8 product's split only moves its bytes
+            assert made_by[int(op["inputs"][1])] in ("ADD", "FULLY_CONNECTED"), op
 
 
 # --- step models and calibration (in process, no conversion) ---------------------------------------------
@@ -296,6 +315,7 @@ def test_lstm_stack_int8_streaming_bundle(runs: dict[str, Path], tmp_path: Path)
     assert len(tried) == 7 and tried[chosen] == min(tried.values())
     # then the gate pre-activation range, on the chosen cell range's graph; the per-layer report quantizes as it
     assert v["per_layer"][0]["gate_range_factor"] == _check_gate_search(note)
+    _check_narrowed_gates((i8 / "model.tflite").read_bytes(), sums=True)  # all integer: the gate sums are int8
     _check_search_gates(f32, i8)
     assert "range" not in read_bundle(f32).manifest.calibration.states  # float32: nothing to search
     vf = _verify(f32)
@@ -322,7 +342,8 @@ def test_int8_keeps_the_recurrent_state_float(name: str, runs: dict[str, Path], 
     else:
         assert dtypes == {"sample": "int8", "state_0_h": "float32"}
     factor = _check_gate_search(b.manifest.calibration.states)  # the gates' int8 range is searched all the same
-    _check_narrowed_gates((i8 / "model.tflite").read_bytes(), sums=name == "test_rnn")
+    _check_narrowed_gates((i8 / "model.tflite").read_bytes(), sums=False)  # the sums run in the float update
+    _check_float_update((i8 / "model.tflite").read_bytes())
     v = _verify(i8)
     assert v["agreement"] == 1.0 and v["long_stream"]["step_agreement"] >= 0.98
     assert v["per_layer"][0]["worst"]  # the per-layer report runs on the same island

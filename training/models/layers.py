@@ -75,15 +75,16 @@ class RunningMeanStep(keras.layers.Layer):
 
 
 class LstmUpdateStep(keras.layers.Layer):
-    """The element-wise half of one LSTM step: ``(gates, c) -> (h', c')``.
+    """The element-wise half of one LSTM step: ``(x W + b, h U, c) -> (h', c')``.
 
-    ``gates`` is ``x W + h U + b`` (the matrix products stay ordinary ``Dense``
-    layers, so they quantize as usual); this layer applies the gate activations
-    and the cell update ``c' = f c + i g``, ``h' = o act(c')`` in Keras's gate
-    order (i, f, g, o). Converted to int8 with its cell state kept float32
-    (:mod:`converters.tflite`), the cell state keeps its resolution over a long
-    stream: in int8 it is one of 256 levels over its whole range, and its
-    rounding error feeds back every step.
+    The matrix products stay ordinary ``Dense`` layers, so they quantize as
+    usual; this layer sums them into the gate pre-activations, applies the gate
+    activations and the cell update ``c' = f c + i g``, ``h' = o act(c')`` in
+    Keras's gate order (i, f, g, o). Converted to int8 with its cell state kept
+    float32 (:mod:`converters.tflite`), the cell state keeps its resolution over
+    a long stream (in int8 it is one of 256 levels over its whole range, and its
+    rounding error feeds back every step), and so does the gate sum, which the
+    sigmoids and tanh read where they are steepest.
     """
 
     def __init__(self, activation="tanh", recurrent_activation="sigmoid", **kwargs):
@@ -91,8 +92,8 @@ class LstmUpdateStep(keras.layers.Layer):
         self.activation = keras.activations.get(activation)
         self.recurrent_activation = keras.activations.get(recurrent_activation)
 
-    def call(self, gates, c):
-        i, f, g, o = ops.split(gates, 4, axis=-1)
+    def call(self, x_gates, h_gates, c):
+        i, f, g, o = ops.split(x_gates + h_gates, 4, axis=-1)
         c_new = self.recurrent_activation(f) * c + self.recurrent_activation(i) * self.activation(g)
         return self.recurrent_activation(o) * self.activation(c_new), c_new
 
