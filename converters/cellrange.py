@@ -16,7 +16,7 @@ the bundle is verified on) through each candidate exactly as the runtime does
 candidate whose final probabilities are closest to the float model's.
 
 :func:`search_gates` does the same for the int8 range of the gate
-pre-activations (``x·W + b`` and the gate sum, which sigmoid and tanh read):
+pre-activations (``x·W + b``, and the gate sum where it is int8, which sigmoid and tanh read):
 calibration sets it from the extremes, a long tail where those functions are
 flat; each candidate narrows it by a factor (:func:`converters.tflite.narrow_gate_ranges`,
 a rescale of the same flatbuffer: no conversion per candidate).

@@ -79,7 +79,7 @@ class ConvertOptions:
     # (with its BatchNorm and activation) and its input buffer float32; "int8" quantizes them too; "auto": float
     # for convolutional models (tcn: measured better), int8 for recurrent ones (rnn: measured worse)
     first_layer: str = "auto"
-    # int8 range of recurrent gate pre-activations (x·W + b and the gate sum): "search" narrows it by the factor whose
+    # int8 range of recurrent gate pre-activations (x·W + b, and the gate sum where it is int8): "search" narrows it by the factor whose
     # bundle streams closest to Keras (converters.cellrange; one-graph bundles), "full" keeps the calibrated extremes
     gate_range: str = "search"
 

@@ -422,7 +422,9 @@ def narrow_gate_ranges(flatbuffer: bytes, factor: float, flat: float = GATE_FLAT
     past the calibrated range). Kernels read scale and zero point when the interpreter prepares (as
     in :func:`tie_state_quantization`), so the change is a rescale of the same
     ops: the int8 output of each ``rnn_k_x`` fully-connected op, of the ``ADD``
-    that sums it with ``h·U``, and of the ops that only split or reshape those.
+    that sums it with ``h·U`` where that sum is int8 (``--recurrent-state int8``;
+    with a float update it is float, :func:`float_edges`), and of the ops that
+    only split or reshape those.
     """
     if factor == 1.0:
         return flatbuffer

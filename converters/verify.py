@@ -342,7 +342,7 @@ def summary(report: VerifyReport) -> str:
     for layer_rep in report.per_layer:
         worst = ", ".join(f"{w['tensor']} ({w['rmse_over_scale']:.2f})" for w in layer_rep["worst"][:3])
         factor = layer_rep.get("gate_range_factor", 1.0)
-        narrowed = f" (gate range x{factor:g}: its tails clipped where sigmoid and tanh are flat)" if factor != 1.0 else ""
+        narrowed = f" (gate range x{factor:g}, tails clipped)" if factor != 1.0 else ""
         lines.append(f"layers    {layer_rep['graph']}{narrowed}: worst RMSE/scale: {worst}")
     lines += [f"WARNING   {w}" for w in report.warnings]
     if report.warnings and report.precision != "float32":

@@ -52,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "slowly varying signal), quantize them too (int8: all-integer), or auto (default): float for "
                         "convolutional models such as tcn, int8 for recurrent ones such as rnn (measured worse there)")
     p.add_argument("--gate-range", choices=("search", "full"), default=d.gate_range,
-                   help="int8 recurrent models: the range of the gate pre-activations (x·W + b and the gate sum), "
+                   help="int8 recurrent models: the range of the gate pre-activations (x·W + b, and the gate sum where it is int8), "
                         "narrowed by the factor whose bundle streams validation sequences closest to Keras (search, "
                         "default) or as calibrated (full)")
     p.add_argument("--verify-sequences", type=int, default=d.verify_sequences, help="test sequences to verify on (0: the whole test split)")
