@@ -161,12 +161,8 @@ def float_edges(flatbuffer: bytes) -> tuple[bytes, set[str]]:
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
     graph = model.subgraphs[0]
-    ops = [builtin_op_name(max(c.builtinCode, c.deprecatedBuiltinCode)) for c in model.operatorCodes]
+    ops, consumers = _op_names(model), _readers(graph)
     producer = {int(t): op for op in graph.operators for t in op.outputs}
-    consumers: dict[int, list[Any]] = {}
-    for op in graph.operators:
-        for t in op.inputs:
-            consumers.setdefault(int(t), []).append(op)
     outputs = {int(t) for t in graph.outputs}
 
     def sole(t: int, kind: str) -> Any:
@@ -346,6 +342,20 @@ def _float_state_io(flatbuffer: bytes, pairs: tuple[tuple[str, str], ...], input
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), floats
 
 
+def _op_names(model: Any) -> list[str]:
+    """The builtin op name of each operator code of a flatbuffer model object (index: ``op.opcodeIndex``)."""
+    return [builtin_op_name(max(c.builtinCode, c.deprecatedBuiltinCode)) for c in model.operatorCodes]
+
+
+def _readers(graph: Any) -> dict[int, list[Any]]:
+    """Tensor index -> the ops of ``graph`` that read it, in graph order."""
+    readers: dict[int, list[Any]] = {}
+    for op in graph.operators:
+        for t in op.inputs:
+            readers.setdefault(int(t), []).append(op)
+    return readers
+
+
 def _text(name: bytes | str) -> str:
     """A flatbuffer object's name: ``flatbuffer_utils`` gives bytes."""
     return name.decode() if isinstance(name, bytes) else name
@@ -428,21 +438,19 @@ def narrow_gate_ranges(flatbuffer: bytes, factor: float, flat: float = GATE_FLAT
     """
     if factor == 1.0:
         return flatbuffer
+    from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
-    ops = [builtin_op_name(max(c.builtinCode, c.deprecatedBuiltinCode)) for c in model.operatorCodes]
+    ops = _op_names(model)
     changed = False
     for graph in model.subgraphs:
-        consumers: dict[int, list[Any]] = {}
-        for op in graph.operators:
-            for t in op.inputs:
-                consumers.setdefault(int(t), []).append(op)
+        consumers = _readers(graph)
 
         def quant(t: int) -> Any:
             tensor = graph.tensors[t]
             q = tensor.quantization
-            int8 = tensor.type == 9 and q is not None and q.scale is not None and len(q.scale) == 1
+            int8 = tensor.type == schema.TensorType.INT8 and q is not None and q.scale is not None and len(q.scale) == 1
             return q if int8 else None
 
         narrowed: set[int] = set()
