@@ -261,3 +261,31 @@ def test_a_slow_viewer_gets_whole_frames_in_order(tiny_bundles: dict[str, Path])
         assert int(fields[b"Content-Length"]) == len(jpeg) and jpeg[:2] == b"\xff\xd8" and jpeg[-2:] == b"\xff\xd9"
         seqs.append(int(fields[b"X-Frame-Seq"]))
     assert seqs == sorted(set(seqs))
+
+
+def test_events_are_json_with_every_field_of_the_decision(tiny_bundles: dict[str, Path]) -> None:
+    """``describe`` formats each decision with a bytes template: the JSON parses and carries the record's values."""
+    from edge.measure.latency import STAGES
+    from edge.web.demo import Decision
+
+    demo = Demo(tiny_bundles["int8"], "synthetic-actions:seed=3", DemoOptions(run=FAST, port=0))
+    try:
+        image = np.full((*demo.session.bundle.preprocessing.size, 3), 90, np.uint8)
+        stages = (1.25, 0.5, 0.125, 0.0625, 0.03125, 2.0)
+        compare = {"label": "x", "agreement": 0.5, "latency_ratio": None}
+        for seq, (energy, reset) in enumerate(((None, False), (0.123456, True))):
+            r = demo.session.step(image, None, "rgb")
+            demo.hub.publish(seq + 7, image, "rgb", Decision(r, 1, 0.87654, stages, reset, 4, seq, energy, compare))
+        first, second = (json.loads(b) for b in demo.describe(list(demo.hub._ring)))
+    finally:
+        demo.server.server_close()
+    labels = demo.session.bundle.labels
+    assert (first["seq"], second["seq"], first["frames"], second["frames"]) == (7, 8, 1, 2)
+    assert first["label"] == labels[1] and first["index"] == 1 and first["score"] == 0.8765
+    assert first["probs"] == pytest.approx(r.probability_list(), rel=1e-3, abs=1e-9) and len(first["probs"]) == len(labels)
+    assert first["stage_ms"] == {**dict(zip(STAGES, (1.25, 0.5, 0.125, 0.062, 0.031, 2.0))), "encode": None}
+    assert (first["energy_mj"], second["energy_mj"]) == (None, 0.1235)
+    assert (first["reset"], second["reset"], second["resets"], first["dropped"]) == (False, True, 1, 4)
+    assert first["meter"] == "estimate:x86-tdp" and first["estimated"] is True and first["viewers"] == 0
+    assert set(first["fps"]) == {"camera", "inference", "stream"} and first["compare"] == compare
+    assert "truth" in first  # the synthetic source says what it played (None: it has not played frame 7 yet)

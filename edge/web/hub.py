@@ -3,7 +3,7 @@
 The loop calls :meth:`Hub.publish` once per inferred frame: it stores a
 reference to the frame and the decision's raw record (no formatting, no JSON)
 under one lock. A decision becomes JSON only when an event-stream viewer is due
-for it, once for all viewers (``describe`` turns records into objects).
+for it, once for all viewers (``describe`` turns records into JSON).
 
 Video: a viewer of ``/stream.mjpg`` registers its socket with the hub as a
 :class:`VideoSink` (a width and a pacing) and its thread goes to sleep. When the
@@ -24,6 +24,7 @@ frames behind still gets each one, and one that falls far behind skips ahead.
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import threading
@@ -37,7 +38,6 @@ RING = 256  # decisions kept for event-stream viewers
 MAX_WIDTH = 1920
 RATE_WINDOW_S = 2.0
 SLACK = 0.25  # a paced frame may come this fraction of a period early: a camera's jitter never halves the rate
-_JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder: json.dumps(..., separators=) builds one per call
 
 
 class Entry:
@@ -51,7 +51,11 @@ class Entry:
         self.data: bytes | None = None
 
 
-Describe = Callable[[list[Entry]], list[dict[str, Any]]]
+def _published(entry: Entry) -> float:
+    return entry.t
+
+
+Describe = Callable[[list[Entry]], list[bytes]]  # records -> their events as JSON
 
 
 class Pacer:
@@ -237,8 +241,8 @@ class Hub:
         cpu0 = time.thread_time()
         fresh = [e for e in entries if e.data is None]
         if fresh:
-            for e, obj in zip(fresh, self.describe(fresh)):
-                e.data = _JSON.encode(obj).encode()
+            for e, data in zip(fresh, self.describe(fresh)):
+                e.data = data
         for sink in sinks:
             batch = [e for e in entries if e.seq > sink.last]
             if batch and sink.offer(b"".join(b"id: %d\ndata: %s\n\n" % (e.seq, e.data) for e in batch), now):
@@ -303,17 +307,16 @@ class Hub:
         the camera's from the frame numbers (inferred + dropped), the loop's from the publish times."""
         now = time.monotonic() if now is None else now
         with self.lock:
-            ring, n = self._ring, 0
-            while n < len(ring) and now - ring[-1 - n].t <= RATE_WINDOW_S:
-                n += 1
+            ring = self._ring
+            start = bisect.bisect_left(ring, now - RATE_WINDOW_S, key=_published)  # publish times only grow
             sent = self.stream_rate.per_second(now)
-            if n < 2:
+            if len(ring) - start < 2:
                 return 0.0, 0.0, sent
-            first, last = ring[-n], ring[-1]
+            first, last = ring[start], ring[-1]
         span = max(now - first.t, last.t - first.t)
         if span <= 0:
             return 0.0, 0.0, sent
-        return (last.seq - first.seq) / span, (n - 1) / span, sent
+        return (last.seq - first.seq) / span, (last.frames - first.frames) / span, sent
 
     def add_sink(self, sink: Sink) -> None:
         """Start writing frames (a :class:`VideoSink`) or decisions (an :class:`EventSink`) to a viewer, from
@@ -331,7 +334,7 @@ class Hub:
         """The newest decision as its event object (None before the first)."""
         with self.lock:
             newest = self._ring[-1] if self._ring else None
-        return None if newest is None else self.describe([newest])[0]
+        return None if newest is None else json.loads(self.describe([newest])[0])
 
     def snapshot(self, width: int | None) -> bytes | None:
         """The newest frame as a JPEG (encoded on request), or None before the first frame."""
