@@ -134,6 +134,7 @@ def _convert_keeping_float(conv: Any, island: FloatIsland) -> tuple[bytes, set[s
     )
     rewired, floats = _float_state_io(quantized, island.pairs, island.inputs)
     rewired, edges = float_edges(rewired)
+    rewired = canonical_parts(rewired)
     floats |= edges
     if io not in (None, tf.float32):
         rewired = _integer_io(rewired, io, {name for name, _ in island.pairs} | set(island.inputs))
@@ -217,6 +218,63 @@ def float_edges(flatbuffer: bytes) -> tuple[bytes, set[str]]:
             ordered += [op] + ([after[id(op)]] if id(op) in after else [])
     graph.operators = ordered
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), made
+
+
+def canonical_parts(flatbuffer: bytes) -> bytes:
+    """The same graph in the same bytes: number the parts of every ``SPLIT`` in the order of the parts.
+
+    TFLite's quantizer creates the ``DEQUANTIZE`` of each part of a split in no
+    fixed order, so two conversions of one model number those ops and their
+    output tensors differently (same function, other bytes). Here each split's
+    part tensors (its own outputs, or the outputs of the one ``DEQUANTIZE``
+    that reads each of them) take their indices in ascending order of the
+    part, and those ``DEQUANTIZE`` ops run in that order. Only tensors that
+    differ in nothing but name and index are renumbered; readers follow.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    graph = model.subgraphs[0]
+    ops, readers = _op_names(model), _readers(graph)
+    outputs = {int(t) for t in graph.outputs}
+    renumber: dict[int, int] = {}  # tensor -> the tensor its readers read instead
+    place: dict[int, Any] = {}  # position in graph.operators -> the op to put there
+    position = {id(op): i for i, op in enumerate(graph.operators)}
+
+    def sort(parts: list[int]) -> list[int]:
+        if outputs & set(parts) or not _interchangeable(model, [graph.tensors[t] for t in parts]):
+            return parts
+        renumber.update((t, k) for t, k in zip(parts, sorted(parts)) if t != k)
+        return sorted(parts)
+
+    for op in graph.operators:
+        if ops[op.opcodeIndex] != "SPLIT":
+            continue
+        dequantize = [readers.get(int(t), []) for t in op.outputs]
+        at = sorted(position[id(r[0])] for r in dequantize if r)
+        if all(len(r) == 1 and ops[r[0].opcodeIndex] == "DEQUANTIZE" for r in dequantize) and at[-1] - at[0] == len(at) - 1:
+            dequantize = [r[0] for r in dequantize]  # one after another: reordered, they still run before any reader
+            for d, t in zip(dequantize, sort([int(d.outputs[0]) for d in dequantize])):
+                d.outputs = np.array([t], dtype=np.int32)
+            place.update(zip(at, dequantize))
+        else:
+            op.outputs = np.array(sort([int(t) for t in op.outputs]), dtype=np.int32)
+    if not renumber and all(graph.operators[i] is d for i, d in place.items()):
+        return flatbuffer
+    graph.operators = [place.get(i, op) for i, op in enumerate(graph.operators)]
+    for op in graph.operators:
+        op.inputs = np.array([renumber.get(int(t), int(t)) for t in op.inputs], dtype=np.int32)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _interchangeable(model: Any, tensors: list[Any]) -> bool:
+    """Tensors that differ in nothing but name and index (type, shape, quantization, empty buffers)."""
+    def key(t: Any) -> tuple[Any, ...]:
+        q = t.quantization
+        quant = None if q is None else tuple(None if v is None else tuple(np.ravel(v)) for v in (q.scale, q.zeroPoint, q.min, q.max))
+        return t.type, tuple(t.shape), quant, model.buffers[t.buffer].data is None or len(model.buffers[t.buffer].data) == 0
+
+    return len({key(t) for t in tensors}) == 1
 
 
 def _integer_io(flatbuffer: bytes, io: Any, float_inputs: set[str]) -> bytes:
