@@ -284,7 +284,7 @@ def test_events_are_json_with_every_field_of_the_decision(tiny_bundles: dict[str
     assert first["label"] == labels[1] and first["index"] == 1 and first["score"] == 0.8765
     assert first["probs"] == pytest.approx(r.probability_list(), rel=1e-3, abs=1e-9) and len(first["probs"]) == len(labels)
     assert first["stage_ms"] == {**dict(zip(STAGES, (1.25, 0.5, 0.125, 0.062, 0.031, 2.0))), "encode": None}
-    assert (first["energy_mj"], second["energy_mj"]) == (None, 0.1235)
+    assert (first["energy_mj"], second["energy_mj"]) == (None, 0.123456)
     assert (first["reset"], second["reset"], second["resets"], first["dropped"]) == (False, True, 1, 4)
     assert first["meter"] == "estimate:x86-tdp" and first["estimated"] is True and first["viewers"] == 0
     assert set(first["fps"]) == {"camera", "inference", "stream"} and first["compare"] == compare

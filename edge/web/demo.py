@@ -238,7 +238,7 @@ class Demo:
         One ``bytes %`` template per decision: building a dict of ~17 keys and rounding each number cost
         three times as much, and this runs on the loop's thread for every decision a page sees. Rates,
         viewers, meter and the encode time are the hub's at this moment, formatted once for the batch.
-        Numbers: times in ms to the microsecond, probabilities and scores to 4 significant digits."""
+        Numbers: times in ms to the microsecond, probabilities and scores to 4 significant digits, energy as measured."""
         camera, inferred, sent = self.hub.rates()
         encode = self.hub.encode_ms[-1] if self.hub.encode_ms else None
         shared = b'"fps":{"camera":%.2f,"inference":%.2f,"stream":%.2f},"viewers":%d' % (
@@ -252,7 +252,7 @@ class Demo:
             event = _EVENT % (
                 e.seq, e.t, labels[d.index] if d.index < len(labels) else b'"%d"' % d.index, d.index, d.score,
                 b",".join([b"%.4g" % p for p in d.result.probability_list()]), _STAGE_MS % d.stages, encode_tail,
-                b"null" if d.energy_mj is None else b"%.4g" % d.energy_mj, meter, shared, d.dropped,
+                b"null" if d.energy_mj is None else repr(d.energy_mj).encode(), meter, shared, d.dropped,
                 b"true" if d.reset else b"false", d.resets, e.frames)
             if truth is not None:
                 event += b',"truth":%s' % text(truth(e.seq))
