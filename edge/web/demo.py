@@ -236,7 +236,7 @@ class Demo:
         """The events of published decisions as JSON (what ``/events`` sends), made when an event viewer is due.
 
         One ``bytes %`` template per decision: building a dict of ~17 keys and rounding each number cost
-        three times as much, and this runs on the loop's thread for every decision a page sees. Rates,
+        twice as much, and this runs on the loop's thread for every decision a page sees. Rates,
         viewers, meter and the encode time are the hub's at this moment, formatted once for the batch.
         Numbers: times in ms to the microsecond, probabilities and scores to 4 significant digits, energy as measured."""
         camera, inferred, sent = self.hub.rates()
