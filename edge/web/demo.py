@@ -10,6 +10,7 @@ threads and never waits inside the hook.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import statistics
@@ -83,7 +84,7 @@ def window_problem() -> str | None:
 RECENT = 100  # frames behind the compare panel's ratios
 _JSON = json.JSONEncoder(separators=(",", ":"))
 # one decision's event (Demo.describe): the keys the page reads, in a fixed order
-_EVENT = (b'{"seq":%d,"t":%.4f,"label":%s,"index":%d,"score":%.4g,"probs":[%s],"stage_ms":{%s%s,'
+_EVENT = (b'{"seq":%d,"t":%.4f,"label":%s,"index":%d,"score":%s,"probs":[%s],"stage_ms":{%s%s,'
           b'"energy_mj":%s,%s,%s,"dropped":%d,"reset":%s,"resets":%d,"frames":%d')
 _STAGE_MS = b",".join(b'"%s":%%.3f' % s.encode() for s in STAGES)
 
@@ -249,9 +250,12 @@ class Demo:
         events = []
         for e in entries:
             d: Decision = e.record
+            probs = b",".join([b"%.4g" % p for p in d.result.probability_list()])
+            if b"n" in probs:  # nan or inf (no finite %g has an n): JSON has no such number, the page gets null
+                probs = b",".join(b"null" if b"n" in p else p for p in probs.split(b","))
             event = _EVENT % (
-                e.seq, e.t, labels[d.index] if d.index < len(labels) else b'"%d"' % d.index, d.index, d.score,
-                b",".join([b"%.4g" % p for p in d.result.probability_list()]), _STAGE_MS % d.stages, encode_tail,
+                e.seq, e.t, labels[d.index] if d.index < len(labels) else b'"%d"' % d.index, d.index,
+                b"%.4g" % d.score if math.isfinite(d.score) else b"null", probs, _STAGE_MS % d.stages, encode_tail,
                 b"null" if d.energy_mj is None else repr(d.energy_mj).encode(), meter, shared, d.dropped,
                 b"true" if d.reset else b"false", d.resets, e.frames)
             if truth is not None:
