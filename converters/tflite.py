@@ -268,13 +268,20 @@ def canonical_parts(flatbuffer: bytes) -> bytes:
 
 
 def _interchangeable(model: Any, tensors: list[Any]) -> bool:
-    """Tensors that differ in nothing but name and index (type, shape, quantization, empty buffers)."""
-    def key(t: Any) -> tuple[Any, ...]:
+    """Tensors that differ in nothing but name and index: type, shape (and its signature), quantization
+    (and its axis), no data and no variable or sparse ones."""
+    def key(t: Any) -> tuple[Any, ...] | None:
+        data = model.buffers[t.buffer].data
+        if (data is not None and len(data)) or t.isVariable or t.sparsity is not None:
+            return None
         q = t.quantization
-        quant = None if q is None else tuple(None if v is None else tuple(np.ravel(v)) for v in (q.scale, q.zeroPoint, q.min, q.max))
-        return t.type, tuple(t.shape), quant, model.buffers[t.buffer].data is None or len(model.buffers[t.buffer].data) == 0
+        quant = None if q is None else (q.quantizedDimension, *(None if v is None else tuple(np.ravel(v))
+                                                                for v in (q.scale, q.zeroPoint, q.min, q.max)))
+        signature = None if t.shapeSignature is None else tuple(t.shapeSignature)
+        return t.type, tuple(t.shape), signature, quant
 
-    return len({key(t) for t in tensors}) == 1
+    keys = {key(t) for t in tensors}
+    return len(keys) == 1 and None not in keys
 
 
 def _integer_io(flatbuffer: bytes, io: Any, float_inputs: set[str]) -> bytes:

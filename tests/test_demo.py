@@ -291,6 +291,6 @@ def test_events_are_json_with_every_field_of_the_decision(tiny_bundles: dict[str
     assert "truth" in first  # the synthetic source says what it played (None: it has not played frame 7 yet)
     nan = r._replace(data=np.array([np.nan, np.inf, 0.5, 0.25] + [0.0] * (len(labels) - 4), np.float32).tobytes(),
                      dtype=np.dtype(np.float32), scale=0.0, zero_point=0)
-    demo.hub.publish(9, image, "rgb", Decision(nan, 2, float("nan"), stages, False, 0, 0, None, None))
+    demo.hub.publish(9, image, "rgb", Decision(nan, 2, float("nan"), stages, False, 0, 0, float("inf"), None))
     event = json.loads(demo.describe([demo.hub._ring[-1]])[0])  # no NaN in JSON: a browser could not parse it
-    assert event["probs"][:3] == [None, None, 0.5] and event["score"] is None
+    assert event["probs"][:3] == [None, None, 0.5] and event["score"] is None and event["energy_mj"] is None

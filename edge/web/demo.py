@@ -82,7 +82,7 @@ def window_problem() -> str | None:
 
 
 RECENT = 100  # frames behind the compare panel's ratios
-_JSON = json.JSONEncoder(separators=(",", ":"))
+_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # a NaN raises here, never reaches a browser
 # one decision's event (Demo.describe): the keys the page reads, in a fixed order
 _EVENT = (b'{"seq":%d,"t":%.4f,"label":%s,"index":%d,"score":%s,"probs":[%s],"stage_ms":{%s%s,'
           b'"energy_mj":%s,%s,%s,"dropped":%d,"reset":%s,"resets":%d,"frames":%d')
@@ -142,7 +142,7 @@ class Compare:
         labels = self.session.bundle.labels
         self.last = {
             "label": labels[index] if index < len(labels) else str(index),
-            "score": round(float(score), 4),
+            "score": round(float(score), 4) if math.isfinite(score) else None,  # JSON has no NaN
             "agreement": round(self.agree / self.frames, 4),
             "frames": self.frames,
             "invoke_ms": round(r.invoke_ms, 3),
@@ -256,7 +256,8 @@ class Demo:
             event = _EVENT % (
                 e.seq, e.t, labels[d.index] if d.index < len(labels) else b'"%d"' % d.index, d.index,
                 b"%.4g" % d.score if math.isfinite(d.score) else b"null", probs, _STAGE_MS % d.stages, encode_tail,
-                b"null" if d.energy_mj is None else repr(d.energy_mj).encode(), meter, shared, d.dropped,
+                b"null" if d.energy_mj is None or not math.isfinite(d.energy_mj) else repr(d.energy_mj).encode(),
+                meter, shared, d.dropped,
                 b"true" if d.reset else b"false", d.resets, e.frames)
             if truth is not None:
                 event += b',"truth":%s' % text(truth(e.seq))
